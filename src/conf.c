@@ -1,0 +1,2 @@
+/* conf.c - placeholder */
+#include "config.h"

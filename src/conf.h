@@ -1,0 +1,3 @@
+#ifndef KPAR_CONF_H
+#define KPAR_CONF_H
+#endif

@@ -1,0 +1,2 @@
+/* local.c - placeholder */
+#include "config.h"

@@ -1,0 +1,3 @@
+#ifndef KPAR_LOCAL_H
+#define KPAR_LOCAL_H
+#endif

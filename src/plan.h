@@ -1,0 +1,3 @@
+#ifndef KPAR_PLAN_H
+#define KPAR_PLAN_H
+#endif

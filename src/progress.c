@@ -1,0 +1,2 @@
+/* progress.c - placeholder */
+#include "config.h"

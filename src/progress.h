@@ -1,0 +1,3 @@
+#ifndef KPAR_PROGRESS_H
+#define KPAR_PROGRESS_H
+#endif

@@ -1,0 +1,3 @@
+#ifndef KPAR_REPORT_H
+#define KPAR_REPORT_H
+#endif

@@ -1,0 +1,2 @@
+/* state.c - placeholder */
+#include "config.h"

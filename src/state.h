@@ -1,0 +1,3 @@
+#ifndef KPAR_STATE_H
+#define KPAR_STATE_H
+#endif

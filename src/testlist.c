@@ -1,0 +1,2 @@
+/* testlist.c - placeholder */
+#include "config.h"

@@ -1,0 +1,3 @@
+#ifndef KPAR_TESTLIST_H
+#define KPAR_TESTLIST_H
+#endif

@@ -1,0 +1,4 @@
+#include "config.h"
+#include <stdio.h>
+#include "tool/cmds.h"
+int kpar_cmd_run(int argc, char **argv) { fprintf(stderr, "not yet\n"); return 2; }

@@ -1,0 +1,63 @@
+/* kpar.c - the kpar tool: a thin dispatcher over libkpar, like curl's
+ * tool_main.c.  Make recipes run it for every long step (planning, running
+ * workers, building and pushing the image, fetching artifacts), so that the
+ * make process itself never blocks. */
+#include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "error.h"
+#include "tool/cmds.h"
+
+static const struct {
+	const char *name;
+	int (*fn)(int, char **);
+	const char *help;
+} commands[] = {
+	{ "list", kpar_cmd_list, "write the sorted test list (from KPAR_TESTS or KPAR_LIST_CMD)" },
+	{ "plan", kpar_cmd_plan, "split the test list into bucket files from duration history" },
+	{ "run", kpar_cmd_run, "run every bucket on the configured backend and collect results" },
+	{ "worker", kpar_cmd_worker, "run one bucket and print its result record" },
+	{ "report", kpar_cmd_report, "print the global view of the last run; exit 1 if a test failed" },
+	{ "state", kpar_cmd_state, "query the state database (runs, buckets, history)" },
+	{ "image", kpar_cmd_image, "build (and push) the OCI image of the test payload" },
+	{ "fetch", kpar_cmd_fetch, "fetch an artifact into the cache by URL and checksum" },
+	{ "cache", kpar_cmd_cache, "inspect and clean the artifact cache (stats, gc, path)" },
+};
+
+int kpar_tool_fail(const char *cmd, int rc)
+{
+	fprintf(stderr, "kpar %s: %s\n", cmd, kpar_error_last());
+	return rc == KPAR_EINTR ? 130 : 2;
+}
+
+static void usage(FILE *out)
+{
+	size_t i;
+
+	fprintf(out, "usage: kpar <command> [options]\n\ncommands:\n");
+	for (i = 0; i < sizeof commands / sizeof commands[0]; i++)
+		fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].help);
+	fprintf(out, "\n'kpar <command> --help' describes a command's options.\n");
+}
+
+int main(int argc, char **argv)
+{
+	size_t i;
+
+	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0) {
+		usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? 2 : 0;
+	}
+	if (strcmp(argv[1], "--version") == 0) {
+		printf("kpar %s\n", PACKAGE_VERSION);
+		return 0;
+	}
+	for (i = 0; i < sizeof commands / sizeof commands[0]; i++)
+		if (strcmp(argv[1], commands[i].name) == 0)
+			return commands[i].fn(argc - 1, argv + 1);
+	fprintf(stderr, "kpar: unknown command '%s'\n", argv[1]);
+	usage(stderr);
+	return 2;
+}
