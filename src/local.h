@@ -1,3 +1,31 @@
+/* local.h - the local backend: buckets run as parallel worker processes on
+ * this machine, the default when no cluster is configured.
+ *
+ * Each worker is `kpar worker` (the same program, re-executed) running one
+ * bucket in its own working directory ($(KPAR_STATE_DIR)/work/wN) and
+ * writing its result record to results/test-group-N.rec; the scheduler
+ * hands pending buckets out in plan order (longest first) to whichever
+ * worker slot frees up, collects each record into the state database as
+ * soon as it lands, retries a bucket whose worker died, and on SIGINT or
+ * SIGTERM stops its workers and returns KPAR_EINTR with the run resumable.
+ */
 #ifndef KPAR_LOCAL_H
 #define KPAR_LOCAL_H
+
+#include "conf.h"
+#include "plan.h"
+#include "progress.h"
+#include "state.h"
+
+struct kpar_local_stats {
+	size_t collected;     /* buckets collected by this call */
+	size_t lost;          /* buckets given up after worker_retries */
+	size_t worker_failures;
+};
+
+/* Runs the buckets not marked in skip[1..nbuckets] (may be NULL). */
+int kpar_local_run(const struct kpar_conf *c, const struct kpar_plan *p, struct kpar_state *st,
+		   long long run, const unsigned char *skip, struct kpar_progress *prog,
+		   struct kpar_local_stats *stats);
+
 #endif

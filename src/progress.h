@@ -1,3 +1,29 @@
+/* progress.h - what a running suite shows: a live line on a terminal,
+ * plain lines (one per finished bucket) when output goes to a file or CI. */
 #ifndef KPAR_PROGRESS_H
 #define KPAR_PROGRESS_H
+
+#include <stdio.h>
+
+struct kpar_progress {
+	FILE *out;
+	int live;             /* rewrite one line in place */
+	double started;       /* monotonic seconds */
+	size_t total, done, running, failed_tests, tests_done;
+	double est_remaining; /* seconds of estimated work not yet finished */
+	double scale;         /* observed / estimated time of finished buckets */
+	long workers;
+	int shown;
+};
+
+/* mode: "auto" (live if out is a terminal), "always", "never". */
+void kpar_progress_init(struct kpar_progress *p, FILE *out, const char *mode, size_t total, long workers);
+/* Redraws the live line (no-op in plain mode). */
+void kpar_progress_tick(struct kpar_progress *p);
+/* Prints a plain line about an event, keeping the live line below it. */
+void kpar_progress_line(struct kpar_progress *p, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void kpar_progress_end(struct kpar_progress *p);
+double kpar_progress_now(void);
+
 #endif

@@ -1,4 +1,76 @@
+/* cmd_list.c - `kpar list`: write $(KPAR_STATE_DIR)/tests.list. */
 #include "config.h"
+
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "conf.h"
+#include "error.h"
+#include "fs.h"
+#include "testlist.h"
 #include "tool/cmds.h"
-int kpar_cmd_list(int argc, char **argv) { fprintf(stderr, "not yet\n"); return 2; }
+
+static const char usage[] =
+	"usage: kpar list [--tests IDS | --list-cmd CMD] [--state-dir DIR] [--root DIR]\n"
+	"Writes the sorted, de-duplicated test list to <state-dir>/tests.list, touching\n"
+	"it only when it changes. Ids come from KPAR_LIST_CMD (one per line) if set,\n"
+	"else from KPAR_TESTS (whitespace-separated).\n";
+
+int kpar_cmd_list(int argc, char **argv)
+{
+	struct kpar_conf c;
+	struct kpar_strv tests = KPAR_STRV_INIT;
+	struct kpar_buf b = KPAR_BUF_INIT;
+	char *path = NULL;
+	int i, rc;
+
+	if ((rc = kpar_conf_load(&c)) < 0)
+		goto fail;
+	for (i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--help") == 0) {
+			fputs(usage, stdout);
+			goto out;
+		}
+		if ((rc = kpar_conf_option(&c, argc, argv, &i)) < 0)
+			goto fail;
+		if (rc == 0) {
+			kpar_error_set(KPAR_EINVAL, "unexpected argument '%s'\n%s", argv[i], usage);
+			rc = KPAR_EINVAL;
+			goto fail;
+		}
+	}
+	if (*c.list_cmd)
+		rc = kpar_testlist_from_cmd(c.list_cmd, c.root, &tests);
+	else if (*c.tests)
+		rc = kpar_testlist_from_words(c.tests, &tests);
+	else
+		rc = kpar_error_set(KPAR_EINVAL, "no tests: set KPAR_TESTS or KPAR_LIST_CMD");
+	if (rc < 0)
+		goto fail;
+	kpar_testlist_canonicalise(&tests);
+	if (tests.n == 0) {
+		rc = kpar_error_set(KPAR_EINVAL, "%s lists no tests", *c.list_cmd ? "KPAR_LIST_CMD" : "KPAR_TESTS");
+		goto fail;
+	}
+	kpar_testlist_format(&tests, &b);
+	if ((rc = kpar_fs_mkdir_p(c.state_dir, 0755)) < 0)
+		goto fail;
+	path = kpar_conf_path(&c, "tests.list");
+	if ((rc = kpar_fs_write_if_changed(path, b.data, b.len)) < 0)
+		goto fail;
+	if (rc == 1)
+		fprintf(stderr, "kpar: %zu tests listed in %s\n", tests.n, path);
+out:
+	rc = 0;
+	goto done;
+fail:
+	rc = kpar_tool_fail("list", rc);
+done:
+	kpar_strv_free(&tests);
+	kpar_buf_free(&b);
+	kpar_conf_free(&c);
+	free(path);
+	return rc;
+}

@@ -1,4 +1,61 @@
+/* cmd_plan.c - `kpar plan`: split tests.list into bucket files. */
 #include "config.h"
+
 #include <stdio.h>
+#include <string.h>
+
+#include "conf.h"
+#include "error.h"
+#include "plan.h"
 #include "tool/cmds.h"
-int kpar_cmd_plan(int argc, char **argv) { fprintf(stderr, "not yet\n"); return 2; }
+
+static const char usage[] =
+	"usage: kpar plan [--workers N] [--buckets N] [--hints FILE] [--test-inputs FILES] ...\n"
+	"Splits <state-dir>/tests.list into buckets of similar expected duration (from the\n"
+	"duration history in <state-dir>/state.db) and writes <state-dir>/plan.json and\n"
+	"<state-dir>/buckets/test-group-1..N, each only when its content changes.\n";
+
+int kpar_cmd_plan(int argc, char **argv)
+{
+	struct kpar_conf c;
+	struct kpar_plan p;
+	int i, rc, changed = 0;
+
+	memset(&p, 0, sizeof p);
+	if ((rc = kpar_conf_load(&c)) < 0)
+		goto fail;
+	for (i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--help") == 0) {
+			fputs(usage, stdout);
+			rc = 0;
+			goto done;
+		}
+		if ((rc = kpar_conf_option(&c, argc, argv, &i)) < 0)
+			goto fail;
+		if (rc == 0) {
+			rc = kpar_error_set(KPAR_EINVAL, "unexpected argument '%s'", argv[i]);
+			goto fail;
+		}
+	}
+	if ((rc = kpar_plan_make(&c, &p, &changed)) < 0)
+		goto fail;
+	if (changed) {
+		double total = 0, max = 0;
+		size_t k;
+		for (k = 0; k < p.nbuckets; k++) {
+			total += p.buckets[k].estimate;
+			if (p.buckets[k].estimate > max)
+				max = p.buckets[k].estimate;
+		}
+		fprintf(stderr, "kpar: planned %zu tests in %zu buckets (estimated %.1fs in all, largest bucket %.1fs)\n",
+			p.ntests, p.nbuckets, total, max);
+	}
+	rc = 0;
+	goto done;
+fail:
+	rc = kpar_tool_fail("plan", rc);
+done:
+	kpar_plan_free(&p);
+	kpar_conf_free(&c);
+	return rc;
+}

@@ -1,4 +1,220 @@
+/* cmd_run.c - `kpar run`: start or resume a run of the plan and collect it.
+ *
+ * Exit status: 0 when every bucket was collected (whatever the tests said:
+ * the verdict is in the report, printed by `kpar report`), 2 on an error,
+ * 3 when a resume was refused because the inputs changed, 130 when
+ * interrupted (the run stays resumable).
+ */
 #include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "error.h"
+#include "fs.h"
+#include "local.h"
+#include "plan.h"
+#include "progress.h"
+#include "record.h"
+#include "report.h"
+#include "state.h"
 #include "tool/cmds.h"
-int kpar_cmd_run(int argc, char **argv) { fprintf(stderr, "not yet\n"); return 2; }
+
+static const char usage[] =
+	"usage: kpar run [--resume] [--workers N] [--backend local] [--state-dir DIR] ...\n"
+	"Runs every bucket of <state-dir>/plan.json and collects the results into the\n"
+	"state database, then writes <state-dir>/report/{junit.xml,summary.txt,verdict}.\n"
+	"--resume continues the last unfinished run without rerunning collected buckets;\n"
+	"it is refused if the tests, the test inputs or the split changed since.\n";
+
+/* One kpar run per state dir at a time: a second one (say, a resume started
+ * while an orphaned run still finishes) waits for the first. */
+static int take_lock(const struct kpar_conf *c, int *fd_out)
+{
+	char *path = kpar_conf_path(c, "run.lock");
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	int rc = 0;
+
+	if (fd < 0) {
+		rc = kpar_error_errno(KPAR_EIO, "cannot open lock '%s'", path);
+	} else if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		fprintf(stderr, "kpar: another kpar run is using %s; waiting for it\n", c->state_dir);
+		while (flock(fd, LOCK_EX) < 0 && errno == EINTR)
+			;
+	}
+	free(path);
+	*fd_out = fd;
+	return rc;
+}
+
+static const char *why_changed(const struct kpar_run_info *ri, const struct kpar_plan *p)
+{
+	if (!ri->tests_digest || strcmp(ri->tests_digest, p->tests_digest) != 0)
+		return "the test list changed";
+	if (!ri->inputs_digest || strcmp(ri->inputs_digest, p->inputs_digest) != 0)
+		return "the test inputs (KPAR_TEST_INPUTS) or run settings changed";
+	if ((size_t)ri->nbuckets != p->nbuckets)
+		return "the number of buckets changed";
+	return "the split of tests into buckets changed";
+}
+
+/* Records that landed after the runner last collected (it was killed
+ * between a worker finishing and the commit) are taken as they are. */
+static void adopt_records(const struct kpar_conf *c, const struct kpar_plan *p, struct kpar_state *st,
+			  long long run, unsigned char *collected)
+{
+	size_t b;
+
+	for (b = 1; b <= p->nbuckets; b++) {
+		char *path, *text = NULL;
+		size_t len = 0;
+		struct kpar_bucket_result r;
+
+		if (collected[b])
+			continue;
+		path = kpar_xasprintf("%s/results/test-group-%zu.rec", c->state_dir, b);
+		memset(&r, 0, sizeof r);
+		if (kpar_fs_read_all(path, &text, &len) == 0 && kpar_record_decode(text, len, &r) == 0 &&
+		    r.plan && strcmp(r.plan, p->digest) == 0 && (size_t)r.bucket == b &&
+		    r.ntests == p->buckets[b - 1].tests.n && kpar_state_collect(st, run, &r) == 0) {
+			collected[b] = 1;
+			fprintf(stderr, "kpar: bucket %zu: adopted its finished result record\n", b);
+		}
+		kpar_error_clear();
+		kpar_bucket_result_free(&r);
+		free(text);
+		free(path);
+	}
+}
+
+int kpar_cmd_run(int argc, char **argv)
+{
+	struct kpar_conf c;
+	struct kpar_plan p;
+	struct kpar_state *st = NULL;
+	struct kpar_run_info last, in;
+	struct kpar_progress prog;
+	struct kpar_local_stats stats;
+	struct kpar_report_totals tot;
+	unsigned char *collected = NULL;
+	char *plan_path = NULL, *verdict = NULL;
+	long long run = 0;
+	size_t ndone = 0, b;
+	int i, rc, lockfd = -1, have_last;
+
+	memset(&p, 0, sizeof p);
+	memset(&last, 0, sizeof last);
+	if ((rc = kpar_conf_load(&c)) < 0)
+		return kpar_tool_fail("run", rc);
+	for (i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--help") == 0) {
+			fputs(usage, stdout);
+			rc = 0;
+			goto out;
+		}
+		if ((rc = kpar_conf_option(&c, argc, argv, &i)) < 0)
+			goto fail;
+		if (rc == 0) {
+			rc = kpar_error_set(KPAR_EINVAL, "unexpected argument '%s'", argv[i]);
+			goto fail;
+		}
+	}
+	if (strcmp(c.backend, "local") != 0) {
+		rc = kpar_error_set(KPAR_EINVAL, "KPAR_BACKEND '%s' is not available in this build (local)", c.backend);
+		goto fail;
+	}
+	plan_path = kpar_conf_path(&c, "plan.json");
+	if ((rc = kpar_plan_load(plan_path, &p)) < 0) {
+		kpar_error_prefix(rc, "no plan (run `kpar plan` first)");
+		goto fail;
+	}
+	if ((rc = kpar_state_open(&st, c.state_dir, 0)) < 0 || (rc = take_lock(&c, &lockfd)) < 0)
+		goto fail;
+	collected = kpar_xcalloc(p.nbuckets + 1, 1);
+	have_last = kpar_state_last_run(st, &last) == 0;
+	kpar_error_clear();
+
+	if (c.resume && have_last && strcmp(last.status, "complete") != 0) {
+		if (strcmp(last.plan, p.digest) != 0) {
+			rc = kpar_error_set(KPAR_ECHANGED, "cannot resume run %lld: %s since it started; "
+					    "run `make k8s-test` without RESUME=1 to start a new run",
+					    last.id, why_changed(&last, &p));
+			goto fail;
+		}
+		run = last.id;
+		if ((rc = kpar_state_collected(st, run, (long)p.nbuckets, collected)) < 0)
+			goto fail;
+		adopt_records(&c, &p, st, run, collected);
+		for (b = 1; b <= p.nbuckets; b++)
+			ndone += collected[b];
+		fprintf(stderr, "kpar: resuming run %lld: %zu of %zu buckets already collected\n",
+			run, ndone, p.nbuckets);
+		kpar_state_run_end(st, run, "running", NULL);
+	} else if (c.resume && have_last && strcmp(last.plan, p.digest) == 0) {
+		fprintf(stderr, "kpar: run %lld of this plan is already complete; nothing to resume\n", last.id);
+		run = last.id;
+		ndone = p.nbuckets;
+		memset(collected, 1, p.nbuckets + 1);
+	} else {
+		double *est = kpar_xcalloc(p.nbuckets ? p.nbuckets : 1, sizeof *est);
+		if (c.resume)
+			fprintf(stderr, "kpar: no unfinished run to resume; starting a new one\n");
+		else if (have_last && strcmp(last.status, "complete") != 0)
+			fprintf(stderr, "kpar: run %lld was not finished; starting a new run "
+				"(RESUME=1 would have continued it)\n", last.id);
+		memset(&in, 0, sizeof in);
+		in.plan = p.digest;
+		in.tests_digest = p.tests_digest;
+		in.inputs_digest = p.inputs_digest;
+		in.nbuckets = (long)p.nbuckets;
+		in.backend = c.backend;
+		for (b = 0; b < p.nbuckets; b++)
+			est[b] = p.buckets[b].estimate;
+		rc = kpar_state_run_begin(st, &in, est, &run);
+		free(est);
+		if (rc < 0)
+			goto fail;
+	}
+	/* The verdict is Make's target for the run: it must not outlive a run
+	 * that is being replaced or continued. */
+	verdict = kpar_conf_path(&c, "report/verdict");
+	unlink(verdict);
+
+	kpar_progress_init(&prog, stderr, c.progress, p.nbuckets, c.workers);
+	prog.done = ndone;
+	if (ndone < p.nbuckets) {
+		rc = kpar_local_run(&c, &p, st, run, collected, &prog, &stats);
+		kpar_progress_end(&prog);
+		if (rc < 0) {
+			kpar_state_run_end(st, run, "aborted", NULL);
+			goto fail;
+		}
+	}
+	if ((rc = kpar_report_write(&c, st, run, &tot)) < 0)
+		goto fail;
+	if ((rc = kpar_state_run_end(st, run, "complete", tot.failed || tot.errors ? "fail" : "pass")) < 0)
+		goto fail;
+	fprintf(stderr, "kpar: run %lld complete: %zu tests, %zu failed, %zu errors, %zu skipped, %zu flaky; "
+		"report in %s/report/\n", run, tot.tests, tot.failed, tot.errors, tot.skipped, tot.flaky, c.state_dir);
+	rc = 0;
+	goto out;
+fail:
+	rc = rc == KPAR_ECHANGED ? (kpar_tool_fail("run", rc), 3) : kpar_tool_fail("run", rc);
+out:
+	if (lockfd >= 0)
+		close(lockfd);
+	kpar_state_close(st);
+	kpar_run_info_free(&last);
+	kpar_plan_free(&p);
+	kpar_conf_free(&c);
+	free(collected);
+	free(plan_path);
+	free(verdict);
+	return rc;
+}

@@ -1,4 +1,4 @@
-/* test.h - the small unit-test harness every tests/unit/*.c uses.
+/* test.h - the small unit-test harness of every unit test in tests/unit.
  *
  * A test file defines functions with KPAR_TEST(name) and lists them in
  * KPAR_TEST_MAIN(...).  Each check prints file:line and what differed, and the

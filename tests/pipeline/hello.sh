@@ -1,0 +1,61 @@
+#!/bin/sh
+# The example project end to end on the local default: a first run, a
+# second run that does nothing, a changed environment input, and a failure.
+. "${KPAR_TOP_SRCDIR}/tests/lib/common.sh"
+
+P=$T/hello
+copy_example hello-c "$P"
+cd "$P" || fail "no example"
+
+kmake k8s-test KPAR_WORKERS=3 >out1 2>&1; rc=$?
+cat out1
+expect_eq "$rc" 0 "first make k8s-test exit status"
+expect_grep '^7 tests: 6 passed, 0 failed, 0 errors, 1 skipped, 0 flaky' out1
+expect_grep 'verdict: PASS' out1
+[ -f .kpar/buckets/test-group-1 ] || fail "no bucket files"
+for t in greet_basic greet_overflow sum_small sum_medium sum_large strict_mode network_only; do
+	c=$(grep -c "^tests/$t\$" .kpar/buckets/test-group-*  | awk -F: '{s+=$2} END {print s}')
+	expect_eq "$c" 1 "tests/$t in bucket files"
+done
+junit_tests .kpar/report/junit.xml > junit1
+expect_eq "$(wc -l < junit1)" 7 "testcases in junit.xml"
+expect_grep '^skipped	tests/network_only$' junit1
+run1=$("$KPAR_BIN" state --state-dir .kpar run)
+
+# Nothing changed: no worker runs, same verdict, same run.
+kmake k8s-test KPAR_WORKERS=3 >out2 2>&1; rc=$?
+expect_eq "$rc" 0 "second make k8s-test exit status"
+expect_no_grep 'bucket [0-9]+/[0-9]+ done' out2 "second run ran buckets"
+expect_grep 'verdict: PASS' out2
+expect_eq "$("$KPAR_BIN" state --state-dir .kpar run)" "$run1" "run id after a no-op make"
+
+# A variable the tests read (KPAR_TEST_ENV) changed: they run again, one fails.
+HELLO_STRICT=1 kmake k8s-test KPAR_WORKERS=3 >out3 2>&1; rc=$?
+cat out3
+[ "$rc" != 0 ] || fail "a failing test must fail make k8s-test"
+expect_grep '^FAIL: tests/strict_mode' out3
+expect_grep 'strict mode: expected a greeting without punctuation' out3
+expect_grep '^7 tests: 5 passed, 1 failed' out3
+expect_grep 'verdict: FAIL' out3
+junit_tests .kpar/report/junit.xml > junit3
+expect_grep '^failure	tests/strict_mode$' junit3
+
+# The failed verdict stands until something changes; k8s-report prints it.
+HELLO_STRICT=1 kmake k8s-test >out4 2>&1 && fail "unchanged failing run must still exit non-zero"
+expect_no_grep 'bucket [0-9]+/[0-9]+ done' out4 "unchanged failing run reran buckets"
+kmake k8s-report >out5 2>&1 && fail "k8s-report of a failed run must exit non-zero"
+expect_grep 'verdict: FAIL' out5
+
+# A rebuilt test program with new contents reruns the suite.
+sleep 1
+sed -i 's/take(0.2);/take(0.25);/' tests/greet_basic.c
+kmake k8s-test >out6 2>&1 || { cat out6; fail "rebuilt suite failed"; }
+expect_grep 'bucket [0-9]+/[0-9]+ done' out6 "changed test program did not rerun"
+
+# The history learnt the durations: sum_large is the slowest.
+slowest=$(awk '/^Slowest tests:/ {getline; print $2; exit}' out6)
+expect_eq "$slowest" tests/sum_large "slowest test"
+
+kmake k8s-clean >/dev/null 2>&1 || fail "k8s-clean"
+[ ! -e .kpar ] || fail "k8s-clean left .kpar"
+exit 0

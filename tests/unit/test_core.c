@@ -1,0 +1,251 @@
+/* test_core.c - unit tests of the core modules: buf, fs, digest, testlist,
+ * conf and the state database. */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "conf.h"
+#include "digest.h"
+#include "error.h"
+#include "fs.h"
+#include "record.h"
+#include "state.h"
+#include "testlist.h"
+#include "test.h"
+
+static char tmpdir[256];
+
+static void make_tmp(void)
+{
+	if (!tmpdir[0]) {
+		snprintf(tmpdir, sizeof tmpdir, "%s/kpar-core-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+		if (!mkdtemp(tmpdir))
+			abort();
+	}
+}
+
+KPAR_TEST(shell_quote)
+{
+	struct kpar_buf b = KPAR_BUF_INIT;
+
+	kpar_buf_shell_quote(&b, "it's $x; `y` \"z\"\n");
+	CHECK_STR(b.data, "'it'\\''s $x; `y` \"z\"\n'");
+	kpar_buf_clear(&b);
+	kpar_buf_shell_quote(&b, "");
+	CHECK_STR(b.data, "''");
+	kpar_buf_free(&b);
+}
+
+KPAR_TEST(strv_sort_uniq)
+{
+	struct kpar_strv sv = KPAR_STRV_INIT;
+
+	kpar_strv_push(&sv, "b");
+	kpar_strv_push(&sv, "a");
+	kpar_strv_push(&sv, "b");
+	kpar_strv_push(&sv, "\xc3\xbc");
+	kpar_strv_push(&sv, "B");
+	kpar_strv_sort(&sv);
+	kpar_strv_uniq(&sv);
+	CHECK_INT(sv.n, 4);
+	CHECK_STR(sv.v[0], "B");    /* bytewise, whatever the locale */
+	CHECK_STR(sv.v[1], "a");
+	CHECK_STR(sv.v[2], "b");
+	CHECK_STR(sv.v[3], "\xc3\xbc");
+	CHECK(sv.v[4] == NULL);
+	kpar_strv_free(&sv);
+}
+
+KPAR_TEST(write_if_changed_keeps_mtime)
+{
+	char *p;
+	struct stat a, b;
+	char *text;
+
+	make_tmp();
+	p = kpar_fs_join(tmpdir, "f");
+	CHECK_INT(kpar_fs_write_if_changed(p, "one\n", 4), 1);
+	CHECK(stat(p, &a) == 0);
+	sleep(1);
+	CHECK_INT(kpar_fs_write_if_changed(p, "one\n", 4), 0);
+	CHECK(stat(p, &b) == 0);
+	CHECK(a.st_mtime == b.st_mtime);
+	CHECK_INT(kpar_fs_write_if_changed(p, "two\n", 4), 1);
+	CHECK_OK(kpar_fs_read_all(p, &text, NULL));
+	CHECK_STR(text, "two\n");
+	free(text);
+	CHECK_INT(kpar_fs_read_all("/no/such/file", &text, NULL), KPAR_ENOTFOUND);
+	CHECK(strstr(kpar_error_last(), "/no/such/file") != NULL);
+	free(p);
+}
+
+KPAR_TEST(digest)
+{
+	char d[KPAR_DIGEST_STR], f[KPAR_DIGEST_STR];
+	char *p;
+	uint64_t size;
+
+	kpar_digest_str("abc", 3, d);
+	CHECK_STR(d, "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+	make_tmp();
+	p = kpar_fs_join(tmpdir, "abc");
+	CHECK_OK(kpar_fs_write_atomic(p, "abc", 3));
+	CHECK_OK(kpar_digest_file(p, f, &size));
+	CHECK_STR(f, d);
+	CHECK_INT(size, 3);
+	free(p);
+}
+
+KPAR_TEST(testlist_ids)
+{
+	struct kpar_strv sv = KPAR_STRV_INIT;
+	const char text[] = "b test\r\n\na$b 'q'\n\xc3\xbc\n";
+
+	CHECK_OK(kpar_testlist_parse(text, sizeof text - 1, "x", &sv));
+	CHECK_INT(sv.n, 3);
+	CHECK_STR(sv.v[0], "b test");
+	CHECK_STR(sv.v[1], "a$b 'q'");
+	kpar_strv_free(&sv);
+	CHECK_INT(kpar_testlist_parse("ok\nbad\tid\n", 10, "list.txt", &sv), KPAR_EINVAL);
+	CHECK(strstr(kpar_error_last(), "list.txt: line 2") != NULL);
+	kpar_strv_free(&sv);
+	CHECK_INT(kpar_testlist_parse("\xff\xfe\n", 3, "l", &sv), KPAR_EINVAL);
+	CHECK(strstr(kpar_error_last(), "UTF-8") != NULL);
+	kpar_strv_free(&sv);
+	CHECK_OK(kpar_testlist_from_words("  c a\tb\n a ", &sv));
+	kpar_testlist_canonicalise(&sv);
+	CHECK_INT(sv.n, 3);
+	CHECK_STR(sv.v[0], "a");
+	kpar_strv_free(&sv);
+}
+
+KPAR_TEST(testlist_cmd)
+{
+	struct kpar_strv sv = KPAR_STRV_INIT;
+
+	CHECK_OK(kpar_testlist_from_cmd("printf 'x y\\nz\\n'", NULL, &sv));
+	CHECK_INT(sv.n, 2);
+	CHECK_STR(sv.v[0], "x y");
+	kpar_strv_free(&sv);
+	CHECK_INT(kpar_testlist_from_cmd("echo broken >&2; exit 4", NULL, &sv), KPAR_EINVAL);
+	CHECK(strstr(kpar_error_last(), "exit status 4") != NULL);
+	CHECK(strstr(kpar_error_last(), "broken") != NULL);
+	kpar_strv_free(&sv);
+	CHECK_INT(kpar_testlist_from_cmd("printf 'a\\0b\\n'", NULL, &sv), KPAR_EINVAL);
+	kpar_strv_free(&sv);
+}
+
+KPAR_TEST(conf_env_and_options)
+{
+	struct kpar_conf c;
+	char *argv[] = { "x", "--workers", "7", "--state-dir=/tmp/s", "--resume", "rest", NULL };
+	int i, rc;
+
+	setenv("KPAR_WORKERS", "3", 1);
+	setenv("KPAR_BUCKETS", "", 1);   /* empty = unset, as make passes it */
+	CHECK_OK(kpar_conf_load(&c));
+	CHECK_INT(c.workers, 3);
+	CHECK_INT(c.buckets, 0);
+	CHECK_STR(c.state_dir, ".kpar");
+	for (i = 1; i < 6; i++) {
+		rc = kpar_conf_option(&c, 6, argv, &i);
+		if (rc == 0)
+			break;
+	}
+	CHECK_INT(i, 5);
+	CHECK_INT(c.workers, 7);
+	CHECK_STR(c.state_dir, "/tmp/s");
+	CHECK_INT(c.resume, 1);
+	kpar_conf_free(&c);
+	setenv("KPAR_WORKERS", "0", 1);
+	CHECK_INT(kpar_conf_load(&c), KPAR_EINVAL);
+	CHECK(strstr(kpar_error_last(), "KPAR_WORKERS") != NULL);
+	kpar_conf_free(&c);
+	unsetenv("KPAR_WORKERS");
+	setenv("KPAR_RUN_MODE", "sometimes", 1);
+	CHECK_INT(kpar_conf_load(&c), KPAR_EINVAL);
+	kpar_conf_free(&c);
+	unsetenv("KPAR_RUN_MODE");
+}
+
+static void fill_bucket(struct kpar_bucket_result *r, int bucket, const char *a, const char *b)
+{
+	memset(r, 0, sizeof *r);
+	r->plan = kpar_xstrdup("sha256:p");
+	r->bucket = bucket;
+	r->attempt = 1;
+	r->worker = kpar_xstrdup("w1");
+	r->started = 100;
+	r->finished = 103;
+	kpar_bucket_result_add(r, a, KPAR_PASS, 1.5, "out", 3);
+	kpar_bucket_result_add(r, b, KPAR_FAIL, 2.5, "bad\0bytes", 9);
+}
+
+KPAR_TEST(state_runs_and_collect)
+{
+	struct kpar_state *st;
+	struct kpar_run_info in, ri;
+	struct kpar_bucket_result r, *res;
+	struct kpar_buf q = KPAR_BUF_INIT;
+	unsigned char collected[3];
+	long long run;
+	size_t n;
+	char *dir;
+
+	make_tmp();
+	dir = kpar_fs_join(tmpdir, "state");
+	CHECK_INT(kpar_state_open(&st, dir, KPAR_STATE_RDONLY), KPAR_ENOTFOUND);
+	CHECK_OK(kpar_state_query(dir, "status", &q));
+	CHECK_STR(q.data, "none");
+	CHECK(!kpar_fs_exists(dir));
+	CHECK_OK(kpar_state_open(&st, dir, 0));
+	memset(&in, 0, sizeof in);
+	in.plan = "sha256:p";
+	in.tests_digest = "sha256:t";
+	in.inputs_digest = "sha256:i";
+	in.nbuckets = 2;
+	in.backend = "local";
+	CHECK_OK(kpar_state_run_begin(st, &in, NULL, &run));
+	fill_bucket(&r, 2, "x/one", "x/two");
+	CHECK_OK(kpar_state_collect(st, run, &r));
+	/* Delivered twice (a retried worker): collected once. */
+	CHECK_OK(kpar_state_collect(st, run, &r));
+	kpar_bucket_result_free(&r);
+	CHECK_OK(kpar_state_collected(st, run, 2, collected));
+	CHECK_INT(collected[1], 0);
+	CHECK_INT(collected[2], 1);
+	CHECK_OK(kpar_state_results(st, run, &res, &n));
+	CHECK_INT(n, 1);
+	CHECK_INT(res[0].ntests, 2);
+	CHECK_STR(res[0].tests[1].id, "x/two");
+	CHECK_INT(res[0].tests[1].output_len, 9);
+	CHECK(memcmp(res[0].tests[1].output, "bad\0bytes", 9) == 0);
+	kpar_state_results_free(res, n);
+	kpar_buf_clear(&q);
+	CHECK_OK(kpar_state_query(dir, "resumable", &q));
+	CHECK_STR(q.data, "1");
+	kpar_buf_clear(&q);
+	CHECK_OK(kpar_state_query(dir, "tests-failed", &q));
+	CHECK_STR(q.data, "1");
+	CHECK_INT(kpar_state_query(dir, "bogus", &q), KPAR_EINVAL);
+	/* A bucket the run does not have is refused, nothing stored. */
+	fill_bucket(&r, 9, "y/one", "y/two");
+	CHECK_INT(kpar_state_collect(st, run, &r), KPAR_EINVAL);
+	kpar_bucket_result_free(&r);
+	CHECK_OK(kpar_state_run_end(st, run, "complete", "fail"));
+	CHECK_OK(kpar_state_last_run(st, &ri));
+	CHECK_STR(ri.status, "complete");
+	CHECK_STR(ri.verdict, "fail");
+	kpar_run_info_free(&ri);
+	kpar_state_close(st);
+	kpar_buf_free(&q);
+	free(dir);
+}
+
+KPAR_TEST_MAIN(KPAR_CASE(shell_quote), KPAR_CASE(strv_sort_uniq), KPAR_CASE(write_if_changed_keeps_mtime),
+	       KPAR_CASE(digest), KPAR_CASE(testlist_ids), KPAR_CASE(testlist_cmd),
+	       KPAR_CASE(conf_env_and_options), KPAR_CASE(state_runs_and_collect))
