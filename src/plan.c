@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -39,7 +41,51 @@ void kpar_plan_free(struct kpar_plan *p)
 	memset(p, 0, sizeof *p);
 }
 
-int kpar_plan_inputs_digest(const struct kpar_conf *c, char out[KPAR_DIGEST_STR])
+/* Digest of a file, reused from the state database while its size, mtime
+ * and inode are unchanged: `make k8s-test` with nothing changed only stats
+ * the test programs instead of reading them all. */
+static int cached_digest(sqlite3 *db, const char *path, char out[KPAR_DIGEST_STR])
+{
+	struct stat sb;
+	sqlite3_stmt *s = NULL;
+	long long mtime;
+	int rc;
+
+	if (stat(path, &sb) < 0)
+		return kpar_error_errno(KPAR_ENOTFOUND, "cannot stat '%s'", path);
+	mtime = (long long)sb.st_mtim.tv_sec * 1000000000LL + sb.st_mtim.tv_nsec;
+	if (db && sqlite3_prepare_v2(db, "SELECT digest FROM file_digests WHERE path = ?1 AND size = ?2"
+				     " AND mtime_ns = ?3 AND ino = ?4", -1, &s, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(s, 1, path, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(s, 2, (sqlite3_int64)sb.st_size);
+		sqlite3_bind_int64(s, 3, mtime);
+		sqlite3_bind_int64(s, 4, (sqlite3_int64)sb.st_ino);
+		if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_bytes(s, 0) == KPAR_DIGEST_STR - 1) {
+			memcpy(out, sqlite3_column_text(s, 0), KPAR_DIGEST_STR);
+			sqlite3_finalize(s);
+			return 0;
+		}
+	}
+	sqlite3_finalize(s);
+	if ((rc = kpar_digest_file(path, out, NULL)) < 0)
+		return rc;
+	/* A file modified within the mtime granularity of now could change
+	 * again without its mtime moving: don't trust a cache entry for it. */
+	if (db && time(NULL) - sb.st_mtim.tv_sec > 1 &&
+	    sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO file_digests(path, size, mtime_ns, ino, digest)"
+			       " VALUES(?1, ?2, ?3, ?4, ?5)", -1, &s, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(s, 1, path, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(s, 2, (sqlite3_int64)sb.st_size);
+		sqlite3_bind_int64(s, 3, mtime);
+		sqlite3_bind_int64(s, 4, (sqlite3_int64)sb.st_ino);
+		sqlite3_bind_text(s, 5, out, -1, SQLITE_STATIC);
+		sqlite3_step(s);
+		sqlite3_finalize(s);
+	}
+	return 0;
+}
+
+int kpar_plan_inputs_digest(const struct kpar_conf *c, sqlite3 *db, char out[KPAR_DIGEST_STR])
 {
 	struct kpar_strv files = KPAR_STRV_INIT;
 	struct kpar_buf b = KPAR_BUF_INIT;
@@ -74,7 +120,7 @@ int kpar_plan_inputs_digest(const struct kpar_conf *c, char out[KPAR_DIGEST_STR]
 	for (i = 0; i < files.n; i++) {
 		char d[KPAR_DIGEST_STR];
 		char *path = files.v[i][0] == '/' ? kpar_xstrdup(files.v[i]) : kpar_fs_join(c->root, files.v[i]);
-		rc = kpar_digest_file(path, d, NULL);
+		rc = cached_digest(db, path, d);
 		free(path);
 		if (rc < 0) {
 			kpar_error_prefix(rc, "KPAR_TEST_INPUTS");
@@ -265,7 +311,8 @@ int kpar_plan_make(const struct kpar_conf *c, struct kpar_plan *out, int *change
 		goto done;
 	}
 	kpar_digest_str(list_text, list_len, tdig);
-	if ((rc = kpar_plan_inputs_digest(c, inputs)) < 0)
+	if ((rc = kpar_state_open(&st, c->state_dir, 0)) < 0 ||
+	    (rc = kpar_plan_inputs_digest(c, kpar_state_db(st), inputs)) < 0)
 		goto done;
 	nb = c->buckets > 0 ? (size_t)c->buckets : (size_t)c->workers * BUCKETS_PER_WORKER;
 	if (nb > tests.n)
@@ -282,8 +329,6 @@ int kpar_plan_make(const struct kpar_conf *c, struct kpar_plan *out, int *change
 	kpar_plan_free(out);
 	kpar_error_clear();
 
-	if (kpar_state_open(&st, c->state_dir, 0) < 0)
-		goto done_err;
 	memset(&eo, 0, sizeof eo);
 	eo.root = c->root;
 	eo.hints = *c->hints ? c->hints : NULL;
@@ -317,9 +362,6 @@ int kpar_plan_make(const struct kpar_conf *c, struct kpar_plan *out, int *change
 	out->tests_digest = kpar_xstrdup(tdig);
 	out->inputs_digest = kpar_xstrdup(inputs);
 	rc = write_plan(c, out, changed);
-	goto done;
-done_err:
-	rc = kpar_error_code() ? kpar_error_code() : KPAR_EGENERIC;
 done:
 	if (rc < 0)
 		kpar_plan_free(out);

@@ -14,6 +14,8 @@
 #ifndef KPAR_PLAN_H
 #define KPAR_PLAN_H
 
+#include <sqlite3.h>
+
 #include "buf.h"
 #include "conf.h"
 
@@ -40,7 +42,7 @@ int kpar_plan_load(const char *path, struct kpar_plan *out);
  * plan.json was rewritten. */
 int kpar_plan_make(const struct kpar_conf *c, struct kpar_plan *out, int *changed);
 /* Digest of the test inputs and run settings (what a rerun depends on
- * besides the test list). */
-int kpar_plan_inputs_digest(const struct kpar_conf *c, char out[72]);
+ * besides the test list).  db (may be NULL) caches file digests by stat. */
+int kpar_plan_inputs_digest(const struct kpar_conf *c, sqlite3 *db, char out[72]);
 
 #endif

@@ -34,7 +34,9 @@ static const char schema[] =
 	"  bucket INTEGER NOT NULL, attempt INTEGER, worker TEXT, status TEXT NOT NULL,"
 	"  seconds REAL, attempts INTEGER, exit_code INTEGER, output BLOB,"
 	"  PRIMARY KEY(run, test));"
-	"CREATE INDEX IF NOT EXISTS results_bucket ON results(run, bucket);";
+	"CREATE INDEX IF NOT EXISTS results_bucket ON results(run, bucket);"
+	"CREATE TABLE IF NOT EXISTS file_digests("
+	"  path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, ino INTEGER, digest TEXT);";
 
 static int db_error(struct kpar_state *st, const char *what)
 {
