@@ -30,13 +30,15 @@ expect_grep 'verdict: PASS' out2
 expect_eq "$("$KPAR_BIN" state --state-dir .kpar run)" "$run1" "run id after a no-op make"
 
 # A variable the tests read (KPAR_TEST_ENV) changed: they run again, one fails.
-HELLO_STRICT=1 kmake k8s-test KPAR_WORKERS=3 >out3 2>&1; rc=$?
+HELLO_STRICT=1 kmake k8s-test KPAR_WORKERS=3 KPAR_PROGRESS=always >out3 2>&1; rc=$?
 cat out3
 [ "$rc" != 0 ] || fail "a failing test must fail make k8s-test"
 expect_grep '^FAIL: tests/strict_mode' out3
 expect_grep 'strict mode: expected a greeting without punctuation' out3
 expect_grep '^7 tests: 5 passed, 1 failed' out3
 expect_grep 'verdict: FAIL' out3
+# The live line (forced on: the output is a file here) redraws in place.
+expect_grep "$(printf '\r')"'.*kpar: buckets [0-9]+/7 done, [0-9]+ running, [0-9]+ pending \| [0-9]+ tests, [0-9]+ failed \| [0-9:]+ elapsed, ~[0-9:]+ left' out3
 junit_tests .kpar/report/junit.xml > junit3
 expect_grep '^failure	tests/strict_mode$' junit3
 
