@@ -211,8 +211,8 @@ static int collect(struct sched *s, struct slot *sl, int status)
 			snprintf(why, sizeof why, "damaged record: %.200s", kpar_error_last());
 		} else if (r.bucket != bucket || !r.plan || strcmp(r.plan, s->p->digest) != 0) {
 			snprintf(why, sizeof why, "record is for another bucket or plan");
-		} else if (r.ntests != pb->tests.n) {
-			snprintf(why, sizeof why, "record has %zu tests, bucket has %zu", r.ntests, pb->tests.n);
+		} else if (kpar_local_record_covers(&r, &pb->tests, why, sizeof why) < 0) {
+			/* why names the missing test */
 		}
 		kpar_error_clear();
 	} else if (WIFEXITED(status)) {
@@ -267,6 +267,34 @@ static int collect(struct sched *s, struct slot *sl, int status)
 	kpar_bucket_result_free(&r);
 	free(rec);
 	return 0;
+}
+
+static int cmp_id(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int kpar_local_record_covers(const struct kpar_bucket_result *r, const struct kpar_strv *tests,
+			     char *why, size_t whylen)
+{
+	char **ids = kpar_xcalloc(r->ntests ? r->ntests : 1, sizeof *ids);
+	size_t i;
+	int rc = 0;
+
+	/* A batch command's JUnit may add testcases; it must not lose any. */
+	for (i = 0; i < r->ntests; i++)
+		ids[i] = r->tests[i].id;
+	qsort(ids, r->ntests, sizeof *ids, cmp_id);
+	for (i = 0; i < tests->n; i++) {
+		const char *key = tests->v[i];
+		if (!bsearch(&key, ids, r->ntests, sizeof *ids, cmp_id)) {
+			snprintf(why, whylen, "record lacks test '%.150s'", key);
+			rc = -1;
+			break;
+		}
+	}
+	free(ids);
+	return rc;
 }
 
 static struct slot *find_slot(struct sched *s, pid_t pid)

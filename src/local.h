@@ -28,4 +28,9 @@ int kpar_local_run(const struct kpar_conf *c, const struct kpar_plan *p, struct 
 		   long long run, const unsigned char *skip, struct kpar_progress *prog,
 		   struct kpar_local_stats *stats);
 
+/* 0 when the record has a result for every test of the bucket; else -1
+ * with why naming the first missing test. */
+int kpar_local_record_covers(const struct kpar_bucket_result *r, const struct kpar_strv *tests,
+			     char *why, size_t whylen);
+
 #endif

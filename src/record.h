@@ -24,6 +24,9 @@
 #include "buf.h"
 
 #define KPAR_RECORD_MAX (8u << 20)
+/* Bound on the decompressed JSON, so a forged header cannot make a reader
+ * allocate without limit; the encoder trims outputs to stay under it too. */
+#define KPAR_RECORD_RAW_MAX (64u << 20)
 
 enum kpar_status {
 	KPAR_PASS = 0,
@@ -54,21 +57,57 @@ struct kpar_bucket_result {
 	char *worker;          /* hostname or local worker name */
 	double started;        /* unix time */
 	double finished;
-	struct kpar_test_result *tests;
+	struct kpar_test_result *tests;  /* grown only by kpar_bucket_result_add */
 	size_t ntests;
 };
 
+/* Frees every field and the tests array (not r itself) and zeroes r. */
 void kpar_bucket_result_free(struct kpar_bucket_result *r);
-/* Appends a test result; copies id and output. */
+/* Appends a test result; copies id and output (output is stored with a
+ * terminating NUL after output_len bytes, NULL when output is NULL).
+ * attempts is 1 and exit_code follows the status (0 pass/flaky, 77 skip,
+ * 99 error, 1 fail): adjust them through the returned pointer, which stays
+ * valid until the next add. */
 struct kpar_test_result *kpar_bucket_result_add(struct kpar_bucket_result *r,
 	const char *id, enum kpar_status status, double seconds,
 	const char *output, size_t output_len);
 
-/* Appends the encoded record (with its trailing newline) to out. */
+/* Appends the encoded record (with its trailing newline) to out.
+ *
+ * JSON: {"kpar_record":1,"plan","bucket","attempt","worker","started",
+ * "finished","tests":[{"id","status","seconds","attempts","exit_code",
+ * "output"}]}.  A string that is not valid UTF-8 or holds a NUL (an id,
+ * an output) is stored base64-encoded under the key with "_b64" appended
+ * ("output_b64", "id_b64") instead, so every byte round-trips while the
+ * usual text stays readable.  When the record would exceed KPAR_RECORD_MAX
+ * (or the JSON KPAR_RECORD_RAW_MAX), outputs are trimmed with
+ * kpar_record_trim: passing and skipped tests' first (tail kept), then
+ * failing, erroring and flaky ones' (head and tail kept), in steps down to
+ * the bare marker; r itself is not modified.  KPAR_EINVAL if even that
+ * does not fit (ids alone too large). */
 int kpar_record_encode(const struct kpar_bucket_result *r, struct kpar_buf *out);
-/* Decodes the first record found in text; out is filled (free with
- * kpar_bucket_result_free).  KPAR_ENOTFOUND if there is none,
- * KPAR_ECHECKSUM / KPAR_EINVAL for a damaged one. */
+/* The record's JSON payload (as kpar_record_encode would compress it, but
+ * with no trimming), for tools that show a record; free() it. */
+char *kpar_record_json(const struct kpar_bucket_result *r);
+/* Decodes the first intact record found in text; out is filled (free with
+ * kpar_bucket_result_free; it is zeroed first).  Lines that merely start
+ * with "KPAR-RECORD" but are not a well-formed header are skipped as log
+ * noise.  KPAR_ENOTFOUND if there is no record, KPAR_ECHECKSUM /
+ * KPAR_EINVAL for a damaged one (the message says what is wrong and on
+ * which line) when no later record in text is intact. */
 int kpar_record_decode(const char *text, size_t len, struct kpar_bucket_result *out);
+
+/* Appends data to out, cut to about max bytes: with head_and_tail, the
+ * first and last max/2 bytes around a "\n[... N bytes trimmed ...]\n"
+ * marker (failures: the cause is often at the start, the verdict at the
+ * end); otherwise only the last max bytes after the marker.  Cuts land on
+ * UTF-8 character boundaries.  Data of at most max bytes is copied whole. */
+void kpar_record_trim(struct kpar_buf *out, const char *data, size_t len,
+		      size_t max, int head_and_tail);
+
+/* Length (1-4) of the well-formed UTF-8 sequence at s, storing its code
+ * point in *cp (may be NULL); 0 if s[0..len) does not start with one
+ * (overlong forms, surrogates and values above U+10FFFF are invalid). */
+size_t kpar_utf8_next(const char *s, size_t len, unsigned *cp);
 
 #endif

@@ -72,7 +72,7 @@ static void adopt_records(const struct kpar_conf *c, const struct kpar_plan *p, 
 	size_t b;
 
 	for (b = 1; b <= p->nbuckets; b++) {
-		char *path, *text = NULL;
+		char *path, *text = NULL, why[256];
 		size_t len = 0;
 		struct kpar_bucket_result r;
 
@@ -82,7 +82,8 @@ static void adopt_records(const struct kpar_conf *c, const struct kpar_plan *p, 
 		memset(&r, 0, sizeof r);
 		if (kpar_fs_read_all(path, &text, &len) == 0 && kpar_record_decode(text, len, &r) == 0 &&
 		    r.plan && strcmp(r.plan, p->digest) == 0 && (size_t)r.bucket == b &&
-		    r.ntests == p->buckets[b - 1].tests.n && kpar_state_collect(st, run, &r) == 0) {
+		    kpar_local_record_covers(&r, &p->buckets[b - 1].tests, why, sizeof why) == 0 &&
+		    kpar_state_collect(st, run, &r) == 0) {
 			collected[b] = 1;
 			fprintf(stderr, "kpar: bucket %zu: adopted its finished result record\n", b);
 		}

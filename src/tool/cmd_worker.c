@@ -1,4 +1,392 @@
+/* cmd_worker.c - `kpar worker`: run one bucket and print its result record.
+ *
+ * The same command runs a bucket locally (the local backend starts one per
+ * worker slot) and in a pod (the Job's container command), so it takes its
+ * bucket from a file, a directory plus JOB_COMPLETION_INDEX (indexed Jobs),
+ * or the command line, and its settings from flags or KPAR_* variables.
+ * stdout carries the record and nothing else, so the pod log is parseable;
+ * progress goes to stderr.
+ */
 #include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "error.h"
+#include "fs.h"
+#include "junit.h"
+#include "record.h"
 #include "tool/cmds.h"
-int kpar_cmd_worker(int argc, char **argv) { fprintf(stderr, "not yet\n"); return 2; }
+#include "worker.h"
+
+static const char usage_text[] =
+	"usage: kpar worker [options] [ID...]\n"
+	"\n"
+	"Runs one bucket of tests and prints its result record on stdout.\n"
+	"\n"
+	"  --bucket-file FILE   tests of the bucket, one id per line (empty lines ignored)\n"
+	"  --bucket N           bucket number (default: from FILE named test-group-N,\n"
+	"                       else $JOB_COMPLETION_INDEX + 1)\n"
+	"  --buckets-dir DIR    read the bucket's tests from DIR/test-group-N\n"
+	"  --plan DIGEST        plan the bucket belongs to (copied into the record)\n"
+	"  --attempt K          bucket attempt number (default 1)\n"
+	"  --root DIR           directory the tests run in (default .)\n"
+	"  --workdir DIR        this worker's private directory (TMPDIR, KPAR_WORKDIR)\n"
+	"  --run-cmd CMD        command running a test; the id is passed as \"$1\"\n"
+	"                       (default $KPAR_RUN_CMD; none: execute the id itself)\n"
+	"  --mode each|batch    one process per test, or CMD given every id at once\n"
+	"                       (default $KPAR_RUN_MODE or each)\n"
+	"  --timeout SECONDS    per test (batch: per bucket); 0 = none ($KPAR_TEST_TIMEOUT)\n"
+	"  --retries N          reruns of a failed test; a later pass is flaky ($KPAR_RETRIES)\n"
+	"  --output FILE        write the record to FILE atomically instead of stdout\n"
+	"  --name NAME          worker name in the record (default: the host name)\n"
+	"  --progress           print a line per finished test on stderr\n"
+	"\n"
+	"       kpar worker --decode [--junit OUT] [FILE...]\n"
+	"\n"
+	"Decodes result records found in FILEs (default or \"-\": stdin; log noise\n"
+	"around a record is ignored) and prints each as one line of JSON, or with\n"
+	"--junit writes their JUnit XML report to OUT (\"-\": stdout).  A damaged\n"
+	"or missing record is an error.\n"
+	"\n"
+	"Exit status: 0 when the bucket ran (even with failing tests), 2 on error,\n"
+	"130 when interrupted.\n";
+
+enum {
+	OPT_BUCKET_FILE = 256, OPT_BUCKET, OPT_BUCKETS_DIR, OPT_PLAN, OPT_ATTEMPT, OPT_ROOT,
+	OPT_WORKDIR, OPT_RUN_CMD, OPT_MODE, OPT_TIMEOUT, OPT_RETRIES, OPT_OUTPUT, OPT_NAME,
+	OPT_PROGRESS, OPT_DECODE, OPT_JUNIT, OPT_HELP
+};
+
+static const struct option long_opts[] = {
+	{ "bucket-file", required_argument, NULL, OPT_BUCKET_FILE },
+	{ "bucket", required_argument, NULL, OPT_BUCKET },
+	{ "buckets-dir", required_argument, NULL, OPT_BUCKETS_DIR },
+	{ "plan", required_argument, NULL, OPT_PLAN },
+	{ "attempt", required_argument, NULL, OPT_ATTEMPT },
+	{ "root", required_argument, NULL, OPT_ROOT },
+	{ "workdir", required_argument, NULL, OPT_WORKDIR },
+	{ "run-cmd", required_argument, NULL, OPT_RUN_CMD },
+	{ "mode", required_argument, NULL, OPT_MODE },
+	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+	{ "retries", required_argument, NULL, OPT_RETRIES },
+	{ "output", required_argument, NULL, OPT_OUTPUT },
+	{ "name", required_argument, NULL, OPT_NAME },
+	{ "progress", no_argument, NULL, OPT_PROGRESS },
+	{ "decode", no_argument, NULL, OPT_DECODE },
+	{ "junit", required_argument, NULL, OPT_JUNIT },
+	{ "help", no_argument, NULL, OPT_HELP },
+	{ NULL, 0, NULL, 0 }
+};
+
+static int parse_int(const char *what, const char *s, long min, long max, int *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (!*s || *end || errno || v < min || v > max)
+		return kpar_error_set(KPAR_EINVAL, "%s '%s' is not an integer from %ld to %ld",
+				      what, s, min, max);
+	*out = (int)v;
+	return 0;
+}
+
+static int parse_seconds(const char *what, const char *s, double *out)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (!*s || *end || errno || !(v >= 0) || v > 1e9)
+		return kpar_error_set(KPAR_EINVAL, "%s '%s' is not a number of seconds", what, s);
+	*out = v;
+	return 0;
+}
+
+static int parse_mode(const char *what, const char *s, enum kpar_run_mode *out)
+{
+	if (strcmp(s, "each") == 0)
+		*out = KPAR_MODE_EACH;
+	else if (strcmp(s, "batch") == 0)
+		*out = KPAR_MODE_BATCH;
+	else
+		return kpar_error_set(KPAR_EINVAL, "%s '%s' is neither 'each' nor 'batch'", what, s);
+	return 0;
+}
+
+/* "test-group-N" (any directory) -> N, else 0. */
+static int bucket_from_name(const char *path)
+{
+	const char *base = strrchr(path, '/'), *p;
+	int n = 0;
+
+	base = base ? base + 1 : path;
+	if (strncmp(base, "test-group-", 11) != 0 || !base[11])
+		return 0;
+	for (p = base + 11; *p; p++) {
+		if (*p < '0' || *p > '9' || n > 100000000)
+			return 0;
+		n = n * 10 + (*p - '0');
+	}
+	return n;
+}
+
+static int read_bucket_file(const char *path, struct kpar_strv *ids)
+{
+	char *data, *p, *nl;
+	size_t len, lineno = 0;
+	int rc;
+
+	if ((rc = kpar_fs_read_all(path, &data, &len)) < 0)
+		return kpar_error_prefix(rc, "bucket file");
+	if (memchr(data, '\0', len)) {
+		free(data);
+		return kpar_error_set(KPAR_EINVAL, "bucket file '%s' holds a NUL byte", path);
+	}
+	for (p = data; p < data + len; p = nl + 1) {
+		size_t n;
+
+		lineno++;
+		nl = memchr(p, '\n', (size_t)(data + len - p));
+		if (!nl)
+			nl = data + len;
+		n = (size_t)(nl - p);
+		if (n > 0 && p[n - 1] == '\r')
+			n--;
+		if (n > 0)
+			kpar_strv_pushn(ids, p, n);
+	}
+	free(data);
+	return 0;
+}
+
+static int read_input(const char *path, char **data, size_t *len)
+{
+	struct kpar_buf b = KPAR_BUF_INIT;
+	char chunk[65536];
+	size_t n;
+
+	if (strcmp(path, "-") != 0)
+		return kpar_fs_read_all(path, data, len);
+	while ((n = fread(chunk, 1, sizeof chunk, stdin)) > 0)
+		kpar_buf_add(&b, chunk, n);
+	if (ferror(stdin)) {
+		kpar_buf_free(&b);
+		return kpar_error_errno(KPAR_EIO, "cannot read stdin");
+	}
+	*data = kpar_buf_detach(&b, len);
+	return 0;
+}
+
+/* kpar worker --decode: show records (for people and for tests). */
+static int decode_records(int nfiles, char **files, const char *junit_out)
+{
+	static char *stdin_only[] = { (char *)"-" };
+	struct kpar_bucket_result *recs;
+	struct kpar_buf out = KPAR_BUF_INIT;
+	int i, n = 0, rc = 0;
+
+	if (nfiles == 0) {
+		nfiles = 1;
+		files = stdin_only;
+	}
+	recs = kpar_xcalloc((size_t)nfiles, sizeof *recs);
+	for (i = 0; i < nfiles; i++) {
+		char *data = NULL;
+		size_t len = 0;
+
+		rc = read_input(files[i], &data, &len);
+		if (rc == 0)
+			rc = kpar_record_decode(data, len, &recs[n]);
+		free(data);
+		if (rc < 0) {
+			kpar_error_prefix(rc, "'%s'", files[i]);
+			goto done;
+		}
+		n++;
+	}
+	if (junit_out) {
+		struct kpar_bucket_result **list = kpar_xcalloc((size_t)n + 1, sizeof *list);
+		char *xml = NULL;
+		size_t len = 0;
+		FILE *f = open_memstream(&xml, &len);
+
+		for (i = 0; i < n; i++)
+			list[i] = &recs[i];
+		if (!f)
+			abort();
+		rc = kpar_junit_write(f, "kpar", list, (size_t)n);
+		fclose(f);
+		free(list);
+		if (rc == 0)
+			kpar_buf_add(&out, xml, len);
+		free(xml);
+		if (rc == 0 && strcmp(junit_out, "-") != 0) {
+			rc = kpar_fs_write_atomic(junit_out, out.data, out.len);
+			kpar_buf_clear(&out);
+		}
+	} else {
+		for (i = 0; i < n; i++) {
+			char *json = kpar_record_json(&recs[i]);
+			kpar_buf_puts(&out, json);
+			kpar_buf_putc(&out, '\n');
+			free(json);
+		}
+	}
+	if (rc == 0 && out.len > 0 &&
+	    (fwrite(out.data, 1, out.len, stdout) != out.len || fflush(stdout) != 0))
+		rc = kpar_error_errno(KPAR_EIO, "cannot write to stdout");
+done:
+	for (i = 0; i < n; i++)
+		kpar_bucket_result_free(&recs[i]);
+	free(recs);
+	kpar_buf_free(&out);
+	return rc;
+}
+
+static void progress(const struct kpar_test_result *t, void *payload)
+{
+	fprintf(stderr, "%s: %-5s %s (%.2fs%s)\n", (const char *)payload,
+		kpar_status_name(t->status), t->id, t->seconds,
+		t->attempts > 1 ? ", retried" : "");
+}
+
+int kpar_cmd_worker(int argc, char **argv)
+{
+	struct kpar_worker_opts o;
+	struct kpar_strv ids = KPAR_STRV_INIT;
+	struct kpar_bucket_result res = { 0 };
+	struct kpar_buf rec = KPAR_BUF_INIT;
+	const char *bucket_file = NULL, *buckets_dir = NULL, *output = NULL, *env;
+	const char *junit_out = NULL;
+	char *dir_file = NULL, *label = NULL;
+	int bucket = 0, show_progress = 0, decode = 0, c, rc = 0;
+
+	kpar_worker_opts_init(&o);
+	o.run_cmd = getenv("KPAR_RUN_CMD");
+	if ((env = getenv("KPAR_RUN_MODE")) && *env &&
+	    (rc = parse_mode("KPAR_RUN_MODE", env, &o.mode)) < 0)
+		goto fail;
+	if ((env = getenv("KPAR_TEST_TIMEOUT")) && *env &&
+	    (rc = parse_seconds("KPAR_TEST_TIMEOUT", env, &o.timeout)) < 0)
+		goto fail;
+	if ((env = getenv("KPAR_RETRIES")) && *env &&
+	    (rc = parse_int("KPAR_RETRIES", env, 0, 100, &o.retries)) < 0)
+		goto fail;
+
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "h", long_opts, NULL)) != -1) {
+		switch (c) {
+		case OPT_BUCKET_FILE: bucket_file = optarg; break;
+		case OPT_BUCKET: rc = parse_int("--bucket", optarg, 1, 1000000, &bucket); break;
+		case OPT_BUCKETS_DIR: buckets_dir = optarg; break;
+		case OPT_PLAN: o.plan = optarg; break;
+		case OPT_ATTEMPT: rc = parse_int("--attempt", optarg, 1, 1000000, &o.attempt); break;
+		case OPT_ROOT: o.root = optarg; break;
+		case OPT_WORKDIR: o.workdir = optarg; break;
+		case OPT_RUN_CMD: o.run_cmd = optarg; break;
+		case OPT_MODE: rc = parse_mode("--mode", optarg, &o.mode); break;
+		case OPT_TIMEOUT: rc = parse_seconds("--timeout", optarg, &o.timeout); break;
+		case OPT_RETRIES: rc = parse_int("--retries", optarg, 0, 100, &o.retries); break;
+		case OPT_OUTPUT: output = optarg; break;
+		case OPT_NAME: o.worker_name = optarg; break;
+		case OPT_PROGRESS: show_progress = 1; break;
+		case OPT_DECODE: decode = 1; break;
+		case OPT_JUNIT: junit_out = optarg; break;
+		case 'h':
+		case OPT_HELP:
+			fputs(usage_text, stdout);
+			return 0;
+		default:
+			if (optopt >= OPT_BUCKET_FILE && optopt <= OPT_HELP)
+				rc = kpar_error_set(KPAR_EINVAL, "option '%s' needs a value",
+						    argv[optind - 1]);
+			else
+				rc = kpar_error_set(KPAR_EINVAL, "unknown option '%s' "
+						    "(see kpar worker --help)", argv[optind - 1]);
+			break;
+		}
+		if (rc < 0)
+			goto fail;
+	}
+
+	if (decode) {
+		rc = decode_records(argc - optind, argv + optind, junit_out);
+		goto fail;
+	}
+	if (junit_out) {
+		rc = kpar_error_set(KPAR_EINVAL, "--junit goes with --decode");
+		goto fail;
+	}
+
+	/* Which bucket: flag, then the file's name, then the indexed Job. */
+	if (bucket == 0 && bucket_file)
+		bucket = bucket_from_name(bucket_file);
+	if (bucket == 0 && (env = getenv("JOB_COMPLETION_INDEX")) && *env) {
+		int idx;
+
+		if ((rc = parse_int("JOB_COMPLETION_INDEX", env, 0, 999999, &idx)) < 0)
+			goto fail;
+		bucket = idx + 1;
+	}
+	if (buckets_dir) {
+		if (bucket == 0) {
+			rc = kpar_error_set(KPAR_EINVAL, "--buckets-dir '%s' needs --bucket N or "
+					    "JOB_COMPLETION_INDEX", buckets_dir);
+			goto fail;
+		}
+		dir_file = kpar_xasprintf("%s/test-group-%d", buckets_dir, bucket);
+		if ((rc = read_bucket_file(dir_file, &ids)) < 0)
+			goto fail;
+	}
+	if (bucket_file && (rc = read_bucket_file(bucket_file, &ids)) < 0)
+		goto fail;
+	for (; optind < argc; optind++) {
+		if (!argv[optind][0]) {
+			rc = kpar_error_set(KPAR_EINVAL, "empty test id on the command line");
+			goto fail;
+		}
+		kpar_strv_push(&ids, argv[optind]);
+	}
+	if (!bucket_file && !buckets_dir && ids.n == 0) {
+		rc = kpar_error_set(KPAR_EINVAL, "no tests: give --bucket-file, --buckets-dir "
+				    "or test ids (see kpar worker --help)");
+		goto fail;
+	}
+	o.bucket = bucket > 0 ? bucket : 1;
+	if (show_progress) {
+		label = kpar_xasprintf("kpar worker: bucket %d", o.bucket);
+		o.on_test = progress;
+		o.payload = label;
+	}
+
+	rc = kpar_worker_run(&o, &ids, &res);
+	if (rc < 0)
+		goto fail;
+	if ((rc = kpar_record_encode(&res, &rec)) < 0)
+		goto fail;
+	if (output) {
+		if ((rc = kpar_fs_write_atomic(output, rec.data, rec.len)) < 0)
+			goto fail;
+	} else if (fwrite(rec.data, 1, rec.len, stdout) != rec.len || fflush(stdout) != 0) {
+		rc = kpar_error_errno(KPAR_EIO, "cannot write the record to stdout");
+		goto fail;
+	}
+fail:
+	if (rc < 0)
+		rc = kpar_tool_fail("worker", rc);
+	kpar_bucket_result_free(&res);
+	kpar_buf_free(&rec);
+	kpar_strv_free(&ids);
+	free(dir_file);
+	free(label);
+	return rc;
+}

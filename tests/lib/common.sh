@@ -4,6 +4,7 @@
 # The automake harness gives KPAR_TOP_SRCDIR, KPAR_TOP_BUILDDIR, KPAR_BIN,
 # KPAR_PLUGIN, KPAR_MK; a test can also be run by hand with those set.
 set -u
+unset MAKEFLAGS MFLAGS MAKELEVEL
 
 : "${KPAR_TOP_SRCDIR:?run through make check, or set KPAR_TOP_SRCDIR}"
 : "${KPAR_BIN:?}" "${KPAR_PLUGIN:?}" "${KPAR_MK:?}"
@@ -30,8 +31,9 @@ KPAR_SANITIZED=0
 [ -n "$KPAR_MAKE_ENV" ] && KPAR_SANITIZED=1
 
 # kmake ARGS...: GNU make with this build's kpar tool, plugin and kpar.mk.
+# The outer make's MAKEFLAGS (make check TESTS=...) must not leak in.
 kmake() {
-	env $KPAR_MAKE_ENV make --no-print-directory KPAR="$KPAR_BIN" KPAR_PLUGIN="$KPAR_PLUGIN" \
+	env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL $KPAR_MAKE_ENV make --no-print-directory KPAR="$KPAR_BIN" KPAR_PLUGIN="$KPAR_PLUGIN" \
 		KPAR_MK="$KPAR_MK" KPAR_PROGRESS=never "$@"
 }
 
