@@ -1,0 +1,176 @@
+/* test_plan.c - the plan: deterministic, kept while its key holds, and
+ * its bucket files exactly the plan's. */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "conf.h"
+#include "error.h"
+#include "fs.h"
+#include "plan.h"
+#include "record.h"
+#include "state.h"
+#include "test.h"
+
+static char dir[256];
+
+static void setup_conf(struct kpar_conf *c, const char *sub, const char *list)
+{
+	char *sd, *lp;
+
+	if (!dir[0]) {
+		snprintf(dir, sizeof dir, "%s/kpar-plan-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+		if (!mkdtemp(dir))
+			abort();
+	}
+	unsetenv("KPAR_BUCKETS");
+	setenv("KPAR_WORKERS", "2", 1);
+	if (kpar_conf_load(c) < 0)
+		abort();
+	sd = kpar_fs_join(dir, sub);
+	free(c->state_dir);
+	c->state_dir = sd;
+	free(c->root);
+	c->root = kpar_xstrdup(dir);
+	kpar_fs_mkdir_p(sd, 0755);
+	lp = kpar_conf_path(c, "tests.list");
+	kpar_fs_write_atomic(lp, list, strlen(list));
+	free(lp);
+}
+
+KPAR_TEST(deterministic_across_dirs)
+{
+	struct kpar_conf a, b;
+	struct kpar_plan pa, pb;
+	int changed;
+
+	setup_conf(&a, "a", "t1\nt2\nt3\nt4\nt5\nt6\nt7\nt8\nt9\n");
+	setup_conf(&b, "b", "t1\nt2\nt3\nt4\nt5\nt6\nt7\nt8\nt9\n");
+	CHECK_OK(kpar_plan_make(&a, &pa, &changed));
+	CHECK_INT(changed, 1);
+	CHECK_OK(kpar_plan_make(&b, &pb, &changed));
+	CHECK_STR(pa.digest, pb.digest);
+	CHECK_INT(pa.nbuckets, 8);     /* 4 per worker, 2 workers */
+	CHECK_INT(pa.ntests, 9);
+	kpar_plan_free(&pa);
+	kpar_plan_free(&pb);
+	kpar_conf_free(&a);
+	kpar_conf_free(&b);
+}
+
+KPAR_TEST(kept_while_key_holds)
+{
+	struct kpar_conf c;
+	struct kpar_plan p1, p2;
+	struct kpar_state *st;
+	char *g8;
+	int changed;
+
+	setup_conf(&c, "k", "x1\nx2\nx3\nx4\nx5\nx6\nx7\nx8\nx9\n");
+	CHECK_OK(kpar_plan_make(&c, &p1, &changed));
+	/* New history would split differently, but the inputs are the same:
+	 * the plan (and so every collected result) stays valid. */
+	CHECK_OK(kpar_state_open(&st, c.state_dir, 0));
+	{
+		struct kpar_run_info in;
+		struct kpar_bucket_result r;
+		long long run;
+		memset(&in, 0, sizeof in);
+		in.plan = "sha256:x";
+		in.tests_digest = in.inputs_digest = "sha256:y";
+		in.nbuckets = 1;
+		in.backend = "local";
+		CHECK_OK(kpar_state_run_begin(st, &in, NULL, &run));
+		memset(&r, 0, sizeof r);
+		r.bucket = 1;
+		r.worker = kpar_xstrdup("w");
+		r.finished = 1;
+		{
+			const char *ids[] = { "x1", "x2", "x3", "x4", "x5", "x6", "x7", "x8" };
+			size_t k;
+			for (k = 0; k < 8; k++)
+				kpar_bucket_result_add(&r, ids[k], KPAR_PASS, 1, NULL, 0);
+		}
+		kpar_bucket_result_add(&r, "x9", KPAR_PASS, 500, NULL, 0);
+		CHECK_OK(kpar_state_collect(st, run, &r));
+		kpar_bucket_result_free(&r);
+	}
+	kpar_state_close(st);
+	CHECK_OK(kpar_plan_make(&c, &p2, &changed));
+	CHECK_INT(changed, 0);
+	CHECK_STR(p1.digest, p2.digest);
+	kpar_plan_free(&p2);
+
+	/* Fewer buckets: stale bucket files go, the new split uses the history. */
+	c.buckets = 2;
+	CHECK_OK(kpar_plan_make(&c, &p2, &changed));
+	CHECK_INT(changed, 1);
+	CHECK_INT(p2.nbuckets, 2);
+	CHECK_INT(p2.buckets[0].tests.n, 1);        /* x9 (500 s) alone, longest first */
+	CHECK_STR(p2.buckets[0].tests.v[0], "x9");
+	g8 = kpar_conf_path(&c, "buckets/test-group-8");
+	CHECK(!kpar_fs_exists(g8));
+	free(g8);
+	g8 = kpar_conf_path(&c, "buckets/test-group-2");
+	CHECK(kpar_fs_exists(g8));
+	free(g8);
+	kpar_plan_free(&p1);
+	kpar_plan_free(&p2);
+	kpar_conf_free(&c);
+}
+
+KPAR_TEST(inputs_by_content)
+{
+	struct kpar_conf c;
+	struct kpar_plan p1, p2;
+	char *input;
+	int changed;
+
+	setup_conf(&c, "i", "y1\ny2\n");
+	input = kpar_fs_join(dir, "prog");
+	CHECK_OK(kpar_fs_write_atomic(input, "v1", 2));
+	free(c.inputs);
+	c.inputs = kpar_xstrdup("prog");
+	CHECK_OK(kpar_plan_make(&c, &p1, &changed));
+	/* Same bytes, new mtime: same plan. */
+	CHECK_OK(kpar_fs_write_atomic(input, "v1", 2));
+	CHECK_OK(kpar_plan_make(&c, &p2, &changed));
+	CHECK_INT(changed, 0);
+	kpar_plan_free(&p2);
+	CHECK_OK(kpar_fs_write_atomic(input, "v2", 2));
+	CHECK_OK(kpar_plan_make(&c, &p2, &changed));
+	CHECK_INT(changed, 1);
+	CHECK(strcmp(p1.inputs_digest, p2.inputs_digest) != 0);
+	kpar_plan_free(&p1);
+	kpar_plan_free(&p2);
+	/* A missing input is an error that names it. */
+	free(c.inputs);
+	c.inputs = kpar_xstrdup("no-such-prog");
+	CHECK(kpar_plan_make(&c, &p2, &changed) < 0);
+	CHECK(strstr(kpar_error_last(), "no-such-prog") != NULL);
+	free(input);
+	kpar_conf_free(&c);
+}
+
+KPAR_TEST(empty_and_missing_list)
+{
+	struct kpar_conf c;
+	struct kpar_plan p;
+	int changed;
+
+	setup_conf(&c, "e", "");
+	CHECK_INT(kpar_plan_make(&c, &p, &changed), KPAR_EINVAL);
+	CHECK(strstr(kpar_error_last(), "empty") != NULL);
+	free(c.state_dir);
+	c.state_dir = kpar_xstrdup("/nonexistent/kpar");
+	CHECK(kpar_plan_make(&c, &p, &changed) < 0);
+	CHECK(strstr(kpar_error_last(), "tests.list") != NULL);
+	kpar_conf_free(&c);
+}
+
+KPAR_TEST_MAIN(KPAR_CASE(deterministic_across_dirs), KPAR_CASE(kept_while_key_holds),
+	       KPAR_CASE(inputs_by_content), KPAR_CASE(empty_and_missing_list))
