@@ -299,7 +299,8 @@ int kpar_state_bucket_mark(struct kpar_state *st, long long run, int bucket, con
 int kpar_state_collect(struct kpar_state *st, long long run, const struct kpar_bucket_result *r)
 {
 	sqlite3_stmt *chk = NULL, *ins = NULL, *upd = NULL;
-	size_t i;
+	struct kpar_history_sample *samples = NULL;
+	size_t i, nsamples = 0;
 	int rc;
 
 	if ((rc = exec(st, "BEGIN IMMEDIATE")) < 0)
@@ -322,6 +323,7 @@ int kpar_state_collect(struct kpar_state *st, long long run, const struct kpar_b
 	if ((rc = prepare(st, "INSERT OR REPLACE INTO results(run, test, bucket, attempt, worker, status,"
 			  " seconds, attempts, exit_code, output) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)", &ins)) < 0)
 		goto fail;
+	samples = kpar_xcalloc(r->ntests ? r->ntests : 1, sizeof *samples);
 	for (i = 0; i < r->ntests; i++) {
 		const struct kpar_test_result *t = &r->tests[i];
 		sqlite3_reset(ins);
@@ -344,11 +346,16 @@ int kpar_state_collect(struct kpar_state *st, long long run, const struct kpar_b
 		}
 		/* Skipped tests and errors say nothing about how long a test
 		 * takes; feeding them in would skew the next split. */
-		if ((t->status == KPAR_PASS || t->status == KPAR_FAIL || t->status == KPAR_FLAKY) &&
-		    (rc = kpar_history_add(st->db, t->id, t->seconds, kpar_status_name(t->status),
-					   r->finished)) < 0)
-			goto fail;
+		if (t->status == KPAR_PASS || t->status == KPAR_FAIL || t->status == KPAR_FLAKY) {
+			samples[nsamples].test = t->id;
+			samples[nsamples].seconds = t->seconds;
+			samples[nsamples].status = kpar_status_name(t->status);
+			samples[nsamples].at = r->finished;
+			nsamples++;
+		}
 	}
+	if ((rc = kpar_history_add_many(st->db, samples, nsamples)) < 0)
+		goto fail;
 	if ((rc = prepare(st, "UPDATE buckets SET status = 'collected', worker = ?3, attempts = ?4,"
 			  " started = ?5, finished = ?6 WHERE run = ?1 AND idx = ?2", &upd)) < 0)
 		goto fail;
@@ -365,11 +372,13 @@ int kpar_state_collect(struct kpar_state *st, long long run, const struct kpar_b
 	sqlite3_finalize(chk);
 	sqlite3_finalize(ins);
 	sqlite3_finalize(upd);
+	free(samples);
 	return exec(st, "COMMIT");
 fail:
 	sqlite3_finalize(chk);
 	sqlite3_finalize(ins);
 	sqlite3_finalize(upd);
+	free(samples);
 	exec(st, "ROLLBACK");
 	return rc < 0 ? rc : KPAR_EDB;
 }
