@@ -12,6 +12,7 @@
  *   $(kpar-state WHAT)        run, status, verdict, resumable, ... of the last run
  *   $(kpar-quote TEXT)        TEXT as one POSIX shell word
  *   $(kpar-version )          the plugin's version
+ *   $(kpar-fetch URL,SHA256[,NAME])  where the cached artifact will be (plugin/cache_fn.c)
  *
  * Pitfalls handled (see shared notes on the load API): function names are
  * string literals (Make 4.3 keeps the pointer); every symbol but the setup
@@ -27,7 +28,7 @@
 #include <gnumake.h>
 
 #include "buf.h"
-#include "conf.h"
+#include "plugin/cache_fn.h"
 #include "digest.h"
 #include "error.h"
 #include "split.h"
@@ -128,6 +129,8 @@ static int split_words(const char *fn, const char *count, const char *words,
 	if ((rc = kpar_estimate(st ? kpar_state_db(st) : NULL, &eo, ids->v, ids->n, secs, NULL)) < 0)
 		goto done;
 	*nb = ids->n ? kpar_split(ids->v, secs, ids->n, (size_t)n, *bucket_of) : 0;
+	/* Equal buckets here: a Makefile asking for N buckets wants N similar
+	 * shares, not buckets cut for a dynamic dispatcher (see plan.c). */
 done:
 	(void)fn;
 	kpar_state_close(st);
@@ -264,6 +267,8 @@ static int setup(void)
 	gmk_add_function("kpar-state", fn_state, 1, 1, GMK_FUNC_DEFAULT);
 	gmk_add_function("kpar-quote", fn_quote, 0, 1, GMK_FUNC_DEFAULT);
 	gmk_add_function("kpar-version", fn_version, 0, 0, GMK_FUNC_DEFAULT);
+	if (kpar_plugin_cache_register() < 0)
+		return 0;
 	/* Make 4.3 leaves a plugin that asked not to be rebuilt out of
 	 * .LOADED; this variable is how kpar.mk knows the functions exist. */
 	gmk_eval("KPAR_PLUGIN_LOADED := " PACKAGE_VERSION, NULL);

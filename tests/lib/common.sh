@@ -16,6 +16,9 @@ cleanup() {
 	rm -rf "$T"
 }
 trap cleanup EXIT
+# Artifacts the examples fetch go to a cache of this test's own.
+XDG_CACHE_HOME=$T/cache
+export XDG_CACHE_HOME
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
 skip() { echo "SKIP: $*" >&2; exit 77; }

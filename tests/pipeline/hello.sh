@@ -10,15 +10,15 @@ cd "$P" || fail "no example"
 kmake k8s-test KPAR_WORKERS=3 >out1 2>&1; rc=$?
 cat out1
 expect_eq "$rc" 0 "first make k8s-test exit status"
-expect_grep '^7 tests: 6 passed, 0 failed, 0 errors, 1 skipped, 0 flaky' out1
+expect_grep '^8 tests: 7 passed, 0 failed, 0 errors, 1 skipped, 0 flaky' out1
 expect_grep 'verdict: PASS' out1
 [ -f .kpar/buckets/test-group-1 ] || fail "no bucket files"
-for t in greet_basic greet_overflow sum_small sum_medium sum_large strict_mode network_only; do
+for t in greet_basic greet_fixture greet_overflow sum_small sum_medium sum_large strict_mode network_only; do
 	c=$(grep -c "^tests/$t\$" .kpar/buckets/test-group-*  | awk -F: '{s+=$2} END {print s}')
 	expect_eq "$c" 1 "tests/$t in bucket files"
 done
 junit_tests .kpar/report/junit.xml > junit1
-expect_eq "$(wc -l < junit1)" 7 "testcases in junit.xml"
+expect_eq "$(wc -l < junit1)" 8 "testcases in junit.xml"
 expect_grep '^skipped	tests/network_only$' junit1
 run1=$("$KPAR_BIN" state --state-dir .kpar run)
 
@@ -35,10 +35,10 @@ cat out3
 [ "$rc" != 0 ] || fail "a failing test must fail make k8s-test"
 expect_grep '^FAIL: tests/strict_mode' out3
 expect_grep 'strict mode: expected a greeting without punctuation' out3
-expect_grep '^7 tests: 5 passed, 1 failed' out3
+expect_grep '^8 tests: 6 passed, 1 failed' out3
 expect_grep 'verdict: FAIL' out3
 # The live line (forced on: the output is a file here) redraws in place.
-expect_grep "$(printf '\r')"'.*kpar: buckets [0-9]+/7 done, [0-9]+ running, [0-9]+ pending \| [0-9]+ tests, [0-9]+ failed \| [0-9:]+ elapsed, ~[0-9:]+ left' out3
+expect_grep "$(printf '\r')"'.*kpar: buckets [0-9]+/8 done, [0-9]+ running, [0-9]+ pending \| [0-9]+ tests, [0-9]+ failed \| [0-9:]+ elapsed, ~[0-9:]+ left' out3
 junit_tests .kpar/report/junit.xml > junit3
 expect_grep '^failure	tests/strict_mode$' junit3
 
