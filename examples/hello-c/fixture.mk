@@ -30,3 +30,9 @@ KPAR_TEST_ENV += HELLO_FIXTURE
 # `make k8s-test` alike.
 check: tests/greet_fixture $(HELLO_FIXTURE)
 $(KPAR_STATE_DIR)/tests.list: tests/greet_fixture $(HELLO_FIXTURE)
+
+# In the image the cache is a read-only layer at /kpar/cache holding what
+# this build fetched: the tests find the fixture there, without network.
+KPAR_CACHE_LAYER_DIR = $(KPAR_CACHE_LAYER)
+$(KPAR_STATE_DIR)/image/digest: $(KPAR_CACHE_LAYER_STAMP)
+KPAR_IMAGE_ENV += HELLO_FIXTURE=$(patsubst $(KPAR_CACHE_DIR)/%,/kpar/cache/%,$(HELLO_FIXTURE))
