@@ -64,9 +64,16 @@ static int write_fully(int fd, const void *data, size_t len)
 
 int kpar_fs_write_atomic(const char *path, const void *data, size_t len)
 {
-	char *tmp = kpar_xasprintf("%s.tmp.%ld", path, (long)getpid());
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	int rc = 0;
+	struct stat st;
+	char *tmp;
+	int fd, rc = 0;
+
+	/* rename() would replace a device or a symlink's target name without
+	 * complaint (as root, /dev/null itself): only regular files are ours. */
+	if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode))
+		return kpar_error_set(KPAR_EINVAL, "refusing to replace '%s': not a regular file", path);
+	tmp = kpar_xasprintf("%s.tmp.%ld", path, (long)getpid());
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 
 	if (fd < 0) {
 		rc = kpar_error_errno(KPAR_EIO, "cannot create '%s'", tmp);

@@ -48,14 +48,24 @@ struct sched {
 	char *rundir_results, *rundir_logs, *rundir_work;
 };
 
-static char *self_exe(void)
+/* The worker program: kpar-worker beside this executable when it is there
+ * (it links only what a worker needs and starts about 4x faster than the
+ * full tool, which counts once per bucket), else this executable itself. */
+static char *worker_exe(void)
 {
-	char buf[4096];
+	char buf[4096], *slash, *w;
 	ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
 
 	if (n <= 0)
 		return NULL;
 	buf[n] = '\0';
+	slash = strrchr(buf, '/');
+	if (slash) {
+		w = kpar_xasprintf("%.*s/kpar-worker", (int)(slash - buf), buf);
+		if (access(w, X_OK) == 0)
+			return w;
+		free(w);
+	}
 	return kpar_xstrdup(buf);
 }
 
@@ -343,7 +353,7 @@ int kpar_local_run(const struct kpar_conf *c, const struct kpar_plan *p, struct 
 	s.run = run;
 	s.prog = prog;
 	s.stats = stats;
-	s.self = self_exe();
+	s.self = worker_exe();
 	if (!s.self)
 		return kpar_error_errno(KPAR_EIO, "cannot find the kpar executable (/proc/self/exe)");
 	s.rundir_results = kpar_conf_path(c, "results");
