@@ -76,7 +76,12 @@ export KPAR_RUNLOG=$P/run.log
 setsid env $KPAR_MAKE_ENV make --no-print-directory KPAR="$KPAR_BIN" KPAR_PLUGIN="$KPAR_PLUGIN" \
 	KPAR_MK="$KPAR_MK" KPAR_PROGRESS=never KPAR_WORKERS=2 KPAR_BUCKETS=8 k8s-test >out1 2>&1 &
 pid=$!
-sleep 0.8
+# Kill once the run exists (listing and planning come first, slower under ASan).
+i=0
+while [ "$("$KPAR_BIN" state --state-dir .kpar status 2>/dev/null)" != running ] && [ $i -lt 300 ]; do
+	sleep 0.1; i=$((i + 1))
+done
+sleep 0.3
 kill -9 -"$pid" 2>/dev/null
 wait "$pid" 2>/dev/null
 cp t/test1 t/test17
