@@ -42,23 +42,6 @@ struct xfer {
 	int bad_range;
 };
 
-static int write_fully(int fd, const void *data, size_t len)
-{
-	const char *p = data;
-
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* The value of a response header of the last request, or NULL.  curl's
  * header API does the parsing. */
 static char *header(CURL *curl, const char *name)
@@ -146,7 +129,7 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *payload)
 
 	if (!x->started && start_body(x) < 0)
 		return 0;
-	if (write_fully(h->fd, ptr, n) < 0) {
+	if (kpar_fs_write_fully(h->fd, ptr, n) < 0) {
 		x->write_errno = errno;
 		return 0;       /* curl stops with CURLE_WRITE_ERROR */
 	}

@@ -81,23 +81,6 @@ done:
 	return rc;
 }
 
-static int write_fully(int fd, const void *data, size_t len)
-{
-	const char *p = data;
-
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 int kpar_cache__copy_file(const char *src, const char *dst)
 {
 	char *tmp = kpar_xasprintf("%s.%ld.tmp", dst, (long)getpid());
@@ -121,7 +104,7 @@ int kpar_cache__copy_file(const char *src, const char *dst)
 	while ((n = read(in, chunk, 1 << 20)) != 0) {
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n < 0 || write_fully(out, chunk, (size_t)n) < 0) {
+		if (n < 0 || kpar_fs_write_fully(out, chunk, (size_t)n) < 0) {
 			rc = kpar_error_errno(KPAR_EIO, "cannot copy '%s' to '%s'", src, tmp);
 			goto done;
 		}

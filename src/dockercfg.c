@@ -130,21 +130,6 @@ static int read_fd_all(int fd, struct kpar_buf *b)
 	return 0;
 }
 
-static int write_all(int fd, const char *s, size_t len)
-{
-	while (len) {
-		ssize_t n = write(fd, s, len);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		s += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* Runs `docker-credential-<suffix> get` with server on stdin. */
 static int run_helper(const char *suffix, const char *server, struct kpar_cred *out)
 {
@@ -192,7 +177,7 @@ static int run_helper(const char *suffix, const char *server, struct kpar_cred *
 	/* A helper that exits without reading stdin must not kill us with SIGPIPE. */
 	ign.sa_handler = SIG_IGN;
 	sigaction(SIGPIPE, &ign, &old_pipe);
-	write_all(in[1], server, strlen(server));
+	kpar_fs_write_fully(in[1], server, strlen(server));
 	sigaction(SIGPIPE, &old_pipe, NULL);
 	close(in[1]);
 	in[1] = -1;

@@ -45,7 +45,7 @@ int kpar_fs_read_all(const char *path, char **out, size_t *len)
 	return 0;
 }
 
-static int write_fully(int fd, const void *data, size_t len)
+int kpar_fs_write_fully(int fd, const void *data, size_t len)
 {
 	const char *p = data;
 
@@ -80,7 +80,7 @@ int kpar_fs_write_atomic(const char *path, const void *data, size_t len)
 		free(tmp);
 		return rc;
 	}
-	if (write_fully(fd, data, len) < 0 || fsync(fd) < 0) {
+	if (kpar_fs_write_fully(fd, data, len) < 0 || fsync(fd) < 0) {
 		rc = kpar_error_errno(KPAR_EIO, "cannot write '%s'", tmp);
 		close(fd);
 		unlink(tmp);

@@ -14,6 +14,8 @@
 
 /* Reads the whole file into *out (NUL-terminated, free()); len may be NULL. */
 int kpar_fs_read_all(const char *path, char **out, size_t *len);
+/* write() until every byte is out, retrying on EINTR; -1 with errno set. */
+int kpar_fs_write_fully(int fd, const void *data, size_t len);
 int kpar_fs_write_atomic(const char *path, const void *data, size_t len);
 /* Returns 1 when the file was written, 0 when it already held these bytes. */
 int kpar_fs_write_if_changed(const char *path, const void *data, size_t len);
