@@ -614,7 +614,20 @@ static int walk(struct kpar_layer *l, const char *src, const char *dest, const s
 		kpar_error_set(rc, "%s", w.msg);
 	for (i = 0; i < WALK_THREADS; i++) {
 		struct kpar_layer *o = w.out[i];
-		if (rc == 0 && o->n) {
+		if (rc == 0 && o->n && l->n == 0) {
+			/* the usual case, one directory per layer: take the
+			 * list over rather than copy it */
+			struct entry *e = l->e;
+			size_t cap = l->cap;
+			l->e = o->e;
+			l->cap = o->cap;
+			l->n = o->n;
+			l->bytes += o->bytes;
+			l->sorted = 0;
+			o->e = e;
+			o->cap = cap;
+			o->n = 0;
+		} else if (rc == 0 && o->n) {
 			if (l->n + o->n > l->cap) {
 				l->cap = l->n + o->n + l->cap;
 				l->e = kpar_xrealloc(l->e, l->cap * sizeof *l->e);
@@ -787,6 +800,7 @@ void kpar_layer_key(struct kpar_layer *l, const struct kpar_compressor *c, int64
 	 * from any good one and kpar_layer_write reports the error */
 	if (finish(l) < 0)
 		kpar_error_clear();
+	kpar_buf_grow(&b, 72u << 10);
 	kpar_buf_puts(&b, "kpar-layer 1\n");
 	kpar_compressor_id(c, &b);
 	kpar_buf_printf(&b, "\nepoch %lld\n", (long long)epoch);
@@ -806,7 +820,10 @@ void kpar_layer_key(struct kpar_layer *l, const struct kpar_compressor *c, int64
 		kpar_buf_add(&b, e->dest, strlen(e->dest) + 1);
 		kpar_buf_add(&b, e->src ? e->src : "", e->src ? strlen(e->src) + 1 : 1);
 		kpar_buf_add(&b, e->link ? e->link : "", e->link ? strlen(e->link) + 1 : 1);
-		if (b.len > (1u << 20)) {
+		/* hashed in cache-sized pieces: one buffer grown to hold
+		 * everything costs more in copies and page faults than the
+		 * hashing itself */
+		if (b.len > (64u << 10)) {
 			kpar_sha256_update(h, b.data, b.len);
 			kpar_buf_clear(&b);
 		}
