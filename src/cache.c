@@ -20,7 +20,6 @@
  */
 #include "config.h"
 
-#include <curl/curl.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -37,6 +36,7 @@
 
 #include "buf.h"
 #include "cache_int.h"
+#include "curl_load.h"
 #include "digest.h"
 #include "error.h"
 #include "fs.h"
@@ -45,13 +45,18 @@
 
 char *kpar_cache_redact_url(const char *url)
 {
-	CURLU *u = curl_url();
+	CURLU *u = NULL;
 	char *user = NULL, *pass = NULL, *s = NULL, *out;
 
+	if (kpar_curl_load() == 0)
+		u = curl_url();
+	else
+		kpar_error_clear();
 	if (!u || curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK) {
-		curl_url_cleanup(u);
-		/* Not a URL curl understands; keep what precedes any '@' so a
-		 * secret never reaches a message. */
+		if (u)
+			curl_url_cleanup(u);
+		/* Not a URL curl understands (or no libcurl); keep what
+		 * precedes any '@' so a secret never reaches a message. */
 		if (strchr(url, '@'))
 			return kpar_xasprintf("%.*s<redacted>", (int)strcspn(url, "/") + 2, url);
 		return kpar_xstrdup(url);

@@ -18,7 +18,6 @@
  */
 #include "config.h"
 
-#include <curl/curl.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +27,7 @@
 
 #include "buf.h"
 #include "cache_int.h"
+#include "curl_load.h"
 #include "digest.h"
 #include "error.h"
 #include "fs.h"
@@ -205,7 +205,6 @@ static void describe_failure(struct xfer *x, CURLcode res, const char *errbuf)
 
 int kpar_cache__http_get(struct kpar_cache *c, struct kpar_cache__http *h)
 {
-	static int curl_ready;
 	struct curl_slist *hdrs = NULL;
 	char errbuf[CURL_ERROR_SIZE] = "";
 	struct xfer x;
@@ -213,11 +212,8 @@ int kpar_cache__http_get(struct kpar_cache *c, struct kpar_cache__http *h)
 	CURLcode res;
 	char *eff = NULL;
 
-	if (!curl_ready) {
-		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-			return kpar_error_set(KPAR_ENET, "cannot initialise libcurl");
-		curl_ready = 1;
-	}
+	if (kpar_curl_load() < 0)
+		return KPAR_ENET;
 	memset(&x, 0, sizeof x);
 	x.h = h;
 	h->total = h->resume_from;

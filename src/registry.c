@@ -37,10 +37,10 @@
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
-#include <curl/curl.h>
 #include <openssl/evp.h>
 
 #include "buf.h"
+#include "curl_load.h"
 #include "digest.h"
 #include "dockercfg.h"
 #include "error.h"
@@ -160,13 +160,6 @@ struct job {
 };
 
 static int retryable_curl(CURLcode c);
-
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-
-static void curl_init_once(void)
-{
-	curl_global_init(CURL_GLOBAL_DEFAULT);
-}
 
 static uint64_t now_ms(void)
 {
@@ -463,7 +456,8 @@ int kpar_registry_open(struct kpar_registry **out, const char *host, const char 
 	ca = opts->ca_file ? opts->ca_file : getenv("KPAR_REGISTRY_CA");
 	if (ca && *ca && access(ca, R_OK) != 0)
 		return kpar_error_errno(KPAR_EINVAL, "registry CA file '%s' cannot be read", ca);
-	pthread_once(&curl_once, curl_init_once);
+	if (kpar_curl_load() < 0)
+		return kpar_error_prefix(KPAR_ENET, "registry %s", host);
 
 	r = kpar_xcalloc(1, sizeof *r);
 	r->host = kpar_xstrdup(host);

@@ -126,6 +126,19 @@ def test_misbehaving_registry():
         check(not manifest_puts, "no manifest pushed before its blobs: %r" % manifest_puts)
     finally:
         fr.close()
+    # libcurl is loaded on the first transfer: a library that cannot be
+    # loaded is an error naming it, the build that needs no network still
+    # works, and a push fails before recording anything
+    proj = make_project(tmpdir())
+    lay = layout_of(proj)
+    nolib = {"KPAR_LIBCURL": "/nonexistent/libcurl.so.4", "KPAR_INSECURE_REGISTRIES": fr.host}
+    build(proj, extra_env=nolib)
+    p = kpar("image", "push", "--image", "%s/kpar/app:v1" % fr.host, ok=False, cwd=proj,
+             extra_env=nolib)
+    check(p.returncode == 2, "exit %d" % p.returncode)
+    check_in("cannot load libcurl '/nonexistent/libcurl.so.4'", p.stderr, "names the library")
+    check_in(fr.host, p.stderr, "names the registry")
+    check(not os.path.exists(os.path.join(lay, "ref")), "no ref without libcurl")
     fr = FaultRegistry(auth=("basic", "kpar", "s3cret-Pa55"))
     try:
         proj = make_project(tmpdir())
