@@ -754,18 +754,32 @@ static int finish(struct kpar_layer *l)
 	if (l->sorted)
 		return 0;
 	if (l->n > 1) {
-		/* sort pointers, then move each entry once: qsort on the
-		 * entries themselves would copy them around log n times */
-		struct entry **p = kpar_xmalloc(l->n * sizeof *p), *sorted;
+		/* sort pointers, then move each entry once along the cycles
+		 * of the permutation: qsort on the entries themselves would
+		 * copy them around log n times, and a second array of them
+		 * costs more in page faults than the sort itself */
+		struct entry **p = kpar_xmalloc(l->n * sizeof *p);
 		for (i = 0; i < l->n; i++)
 			p[i] = &l->e[i];
 		qsort(p, l->n, sizeof *p, cmp_entry);
-		sorted = kpar_xmalloc(l->cap * sizeof *sorted);
-		for (i = 0; i < l->n; i++)
-			sorted[i] = *p[i];
+		for (i = 0; i < l->n; i++) {
+			struct entry tmp;
+			size_t j = i, k;
+
+			if (p[i] == NULL || p[i] == &l->e[i])
+				continue;
+			tmp = l->e[i];
+			for (;;) {
+				k = (size_t)(p[j] - l->e);
+				p[j] = NULL;
+				if (k == i)
+					break;
+				l->e[j] = l->e[k];
+				j = k;
+			}
+			l->e[j] = tmp;
+		}
 		free(p);
-		free(l->e);
-		l->e = sorted;
 	}
 	for (i = 1; i < l->n; i++) {
 		const struct entry *prev = &l->e[i - 1], *cur = &l->e[i];
