@@ -27,4 +27,19 @@ cmp -s want got || { diff want got; fail "kpar's results differ from regrtest's 
 grep -q '^failure' want && expected_rc=2 || expected_rc=0
 expect_eq "$rc" "$expected_rc" "make k8s-test exit status"
 expect_grep '^skipped	test_winreg$' got
+
+# One kpar test per test case (UNIT=case): regrtest lists the cases, each
+# bucket runs in one regrtest process whose JUnit XML kpar reads.  Every
+# case regrtest itself runs is reported once, with its verdict.
+CASES='^test_(bisect|heapq|fnmatch|shlex)$'
+kmake k8s-test UNIT=case MATCH="$CASES" KPAR_WORKERS=2 KPAR_BUCKETS=5 >out 2>&1; rc=$?
+cat out
+expect_eq "$rc" 0 "make k8s-test UNIT=case exit status"
+junit_tests .kpar/report/junit.xml > got
+$PY -m test --list-cases $($PY -m test --list-tests | grep -E "$CASES") | sed 's/^/pass	/' | sort > want
+expect_eq "$(grep -c 'test_shlex\.' want)" "$(grep -c 'test_shlex\.' got)" "shlex cases"
+cmp -s want got || { diff want got | head -20; fail "kpar's cases differ from regrtest's list"; }
+expect_grep '^pass	test\.test_bisect\.TestBisectC\.test_insort$' got
+# five buckets ran: the run is really split at the case level
+expect_eq "$(grep -cE '^kpar: bucket [1-5]/5 done' out)" 5 "buckets run"
 exit 0
