@@ -250,10 +250,10 @@ static sqlite3 *history_db(const struct suite *s, const int *is_new)
 	return db;
 }
 
-static void estimate(const struct suite *s, sqlite3 *db, const char *root, double *est,
-		     size_t *count_by_source)
+static void estimate_hinted(const struct suite *s, sqlite3 *db, const char *root,
+			    const char *hints, double *est, size_t *count_by_source)
 {
-	struct kpar_estimate_opts o = { root, NULL, 0 };
+	struct kpar_estimate_opts o = { root, hints, 0 };
 	enum kpar_est_source *src = kpar_xmalloc(s->n * sizeof *src);
 	size_t i;
 
@@ -265,6 +265,63 @@ static void estimate(const struct suite *s, sqlite3 *db, const char *root, doubl
 			count_by_source[src[i]]++;
 	}
 	free(src);
+}
+
+static void estimate(const struct suite *s, sqlite3 *db, const char *root, double *est,
+		     size_t *count_by_source)
+{
+	estimate_hinted(s, db, root, NULL, est, count_by_source);
+}
+
+/* A KPAR_HINTS file naming the suite's k slowest tests with their run-1
+ * seconds rounded to tens: what a user who knows their slow tests writes. */
+static char *hints_file(const struct suite *s, const char *root, size_t k)
+{
+	char *path = kpar_fs_join(root, "hints");
+	struct kpar_buf b = KPAR_BUF_INIT;
+	int *used = kpar_xcalloc(s->n, sizeof *used);
+	size_t i, j;
+
+	for (j = 0; j < k && j < s->n; j++) {
+		size_t best = s->n;
+		for (i = 0; i < s->n; i++)
+			if (!used[i] && (best == s->n || s->run1[i] > s->run1[best]))
+				best = i;
+		used[best] = 1;
+		kpar_buf_printf(&b, "%s %.0f\n", s->ids[best], 10 * floor(s->run1[best] / 10 + 0.5));
+	}
+	if (kpar_fs_write_atomic(path, b.data, b.len) < 0)
+		die("hints file");
+	kpar_buf_free(&b);
+	free(used);
+	return path;
+}
+
+/* Why a first run misses: the test that sets the bound at w workers must
+ * start within (goal - 1) x bound for the run to meet the goal, i.e. it must
+ * be handed out before the workers have done w x that much work.  Prints
+ * where the estimates put it. */
+static void first_run_limit(const struct suite *s, const double *est, size_t w, double goal)
+{
+	size_t i, longest = 0, ahead = 0;
+	double b = bound(s->run1, s->n, w), before = 0, total = 0;
+
+	for (i = 0; i < s->n; i++) {
+		total += s->run1[i];
+		if (s->run1[i] > s->run1[longest])
+			longest = i;
+	}
+	for (i = 0; i < s->n; i++)
+		if (est[i] > est[longest] || (est[i] == est[longest] && i < longest)) {
+			ahead++;
+			before += s->run1[i];
+		}
+	printf("  W=%zu: bound %.0f s; the longest test, %s (%.0f s), must start by %.0f s "
+	       "(%.0f%% of the work) for <= %.2fx;\n"
+	       "        kpar's estimates rank it %zu of %zu, after %.0f%% of the work\n",
+	       w, b, s->ids[longest], s->run1[longest], goal * b - s->run1[longest],
+	       100 * (goal * b - s->run1[longest]) * w / total, goal, ahead + 1, s->n,
+	       100 * before / total);
 }
 
 /* F x w buckets from the estimates, dispatched dynamically in number
@@ -499,7 +556,7 @@ static uint32_t fnv1a(const char *s)
 
 int main(int argc, char **argv)
 {
-	size_t factor = 4, ws[8] = { 8, 16 }, nw = 2, i, k;
+	size_t factor = 8, ws[8] = { 8, 16 }, nw = 2, i, k;
 	double overhead = 0;
 	int quick = 0, opt;
 	struct suite s;
@@ -594,6 +651,18 @@ int main(int argc, char **argv)
 	ROW("  equal LPT buckets, dynamic (kpar_split)", dyn_ratio(&s, cold, s.run1, w, factor, 0, overhead));
 	ROW("  kpar: dispatch-aware buckets, dynamic (kpar_split_ex)", kpar_ratio(&s, cold, s.run1, w, factor, overhead));
 	ROW("  one test per bucket, longest estimate first", kpar_ratio(&s, cold, s.run1, w, 0, overhead));
+	{
+		char *h3 = hints_file(&s, root, 3);
+		double *hinted = kpar_xmalloc(s.n * sizeof *hinted);
+
+		estimate_hinted(&s, NULL, root, h3, hinted, NULL);
+		ROW("  kpar, with a hints file naming the 3 slowest tests", kpar_ratio(&s, hinted, s.run1, w, factor, overhead));
+		free(hinted);
+		free(h3);
+	}
+	printf("  What it takes (goal: <= 1.15x at 8 workers, <= 1.30x at 16):\n");
+	first_run_limit(&s, cold, 8, 1.15);
+	first_run_limit(&s, cold, 16, 1.30);
 	printf("Exact estimates (estimates = actual = run 1): what the bucketing itself costs\n");
 	ROW("  equal LPT buckets, dynamic (kpar_split)", dyn_ratio(&s, s.run1, s.run1, w, factor, 0, overhead));
 	ROW("  kpar: dispatch-aware buckets, dynamic (kpar_split_ex)", kpar_ratio(&s, s.run1, s.run1, w, factor, overhead));
