@@ -6,21 +6,16 @@ cat in another), pushing it with skopeo, unpacking an image with umoci and
 running it with bubblewrap, and decoding the worker's result record with the
 project's own decoder (rectool).  Standard library only.
 
-Each test file lists its test functions and calls run_tests(); a test can be
-run alone by name; exit status as automake's harness wants (0, 1, 77, 99).
+The runner and the checks are tests/lib/testlib.py's.
 """
 import gzip
 import hashlib
 import io
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tarfile
-import tempfile
-import time
-import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP_SRC = os.environ.get("KPAR_TOP_SRCDIR") or os.path.dirname(os.path.dirname(HERE))
@@ -35,60 +30,18 @@ CLEAN_ENV = ("KPAR_PAYLOAD", "KPAR_BASE_IMAGE", "KPAR_IMAGE", "KPAR_REGISTRY", "
              "KPAR_IMAGE_PER_BUCKET", "KPAR_IMAGE_ENV", "KPAR_WORKER_BIN", "KPAR_IMAGE_PULL",
              "SOURCE_DATE_EPOCH", "DOCKER_CONFIG", "KPAR_REGISTRY_CA", "KPAR_INSECURE_REGISTRIES")
 
-
-class Skip(Exception):
-    pass
-
-
-class Failure(Exception):
-    pass
-
-
-def check(cond, msg):
-    if not cond:
-        raise Failure(msg)
-
-
-def check_in(needle, haystack, what="output"):
-    if needle not in haystack:
-        raise Failure("%r not in %s:\n%s" % (needle, what, haystack))
-
-
-def check_not_in(needle, haystack, what="output"):
-    if needle in haystack:
-        raise Failure("%r must not be in %s:\n%s" % (needle, what, haystack))
-
-
-def need(*tools):
-    for t in tools:
-        if not shutil.which(t):
-            raise Skip("%s not installed" % t)
-
-
-_dirs = []
+from testlib import (Failure, Skip, check, check_in, check_not_in, need, run,  # noqa: E402,F401
+                     run_tests as _run_tests, tmpdir as _tmpdir)
 
 
 def tmpdir():
-    d = tempfile.mkdtemp(prefix="kpar-imgtest-")
-    _dirs.append(d)
-    return d
+    return _tmpdir("kpar-imgtest-")
 
 
 def env(**extra):
     e = {k: v for k, v in os.environ.items() if k not in CLEAN_ENV}
     e.update({k: str(v) for k, v in extra.items()})
     return e
-
-
-def run(argv, ok=True, timeout=600, **kw):
-    p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                       errors="replace", timeout=timeout, **kw)
-    if ok is True and p.returncode != 0:
-        raise Failure("%s failed (%d):\n%s\n%s" % (" ".join(argv), p.returncode, p.stdout,
-                                                   p.stderr[-6000:]))
-    if ok is False and p.returncode == 0:
-        raise Failure("%s should have failed:\n%s\n%s" % (" ".join(argv), p.stdout, p.stderr))
-    return p
 
 
 def kpar(*args, ok=True, cwd=None, extra_env=None):
@@ -331,37 +284,4 @@ def run_image(layout, tag, extra_env=None):
 # ------------------------------------------------------------------- runner
 
 def run_tests(tests):
-    if not os.path.exists(KPAR):
-        print("kpar not built at %s" % KPAR)
-        sys.exit(99)
-    wanted = sys.argv[1:]
-    failed = skipped = ran = 0
-    try:
-        for t in tests:
-            if wanted and t.__name__ not in wanted:
-                continue
-            ran += 1
-            t0 = time.time()
-            try:
-                t()
-                print("ok %s (%.1f s)" % (t.__name__, time.time() - t0))
-            except Skip as e:
-                skipped += 1
-                print("skip %s: %s" % (t.__name__, e))
-            except Failure as e:
-                failed += 1
-                print("FAIL %s: %s" % (t.__name__, e))
-            except Exception:
-                failed += 1
-                print("FAIL %s (error):\n%s" % (t.__name__, traceback.format_exc()))
-            sys.stdout.flush()
-    finally:
-        if not os.environ.get("KPAR_KEEP_TEST_DIRS"):
-            for d in _dirs:
-                shutil.rmtree(d, ignore_errors=True)
-    print("%d passed, %d failed, %d skipped" % (ran - failed - skipped, failed, skipped))
-    if failed:
-        sys.exit(1)
-    if ran == 0 or skipped == ran:
-        sys.exit(77)
-    sys.exit(0)
+    _run_tests(tests, needs=(KPAR,))
