@@ -3,9 +3,7 @@ loopback fault server (httpd.py) as a context manager, a scratch directory,
 running `kpar`, and consistency checks of a cache directory.
 
 Each test file lists functions decorated with @test and ends with
-`main()`, which runs them (or those named on the command line), prints
-"ok NAME" / "FAIL NAME" and a closing "N passed, N failed", and exits
-0, 1 (a test failed), 77 (skipped) or 99 (the harness itself broke).
+`main()`, which runs them with tests/lib/testlib.py's runner.
 """
 import hashlib
 import json
@@ -16,7 +14,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP_BUILDDIR = os.environ.get("KPAR_TOP_BUILDDIR", os.path.abspath(os.path.join(HERE, "..", "..")))
@@ -24,8 +21,8 @@ KPAR = os.environ.get("KPAR_BIN") or os.path.join(TOP_BUILDDIR, "kpar")
 RUN_TIMEOUT = 120
 
 
-class Skip(Exception):
-    pass
+sys.path.insert(0, os.path.join(HERE, "..", "lib"))
+from testlib import Skip, run_tests  # noqa: E402,F401
 
 
 def sha256(data):
@@ -246,30 +243,4 @@ def test(fn):
 
 
 def main():
-    if not os.access(KPAR, os.X_OK):
-        print("kpar not built at %s: skipping" % KPAR)
-        sys.exit(77)
-    names = sys.argv[1:]
-    passed = failed = skipped = 0
-    for fn in _tests:
-        if names and fn.__name__ not in names:
-            continue
-        try:
-            fn()
-        except Skip as e:
-            skipped += 1
-            print("skip %s: %s" % (fn.__name__, e))
-        except Exception:
-            failed += 1
-            print("FAIL %s" % fn.__name__)
-            traceback.print_exc(file=sys.stdout)
-        else:
-            passed += 1
-            print("ok %s" % fn.__name__)
-        sys.stdout.flush()
-    print("%d passed, %d failed, %d skipped" % (passed, failed, skipped))
-    if failed:
-        sys.exit(1)
-    if passed == 0:
-        sys.exit(77)
-    sys.exit(0)
+    run_tests(_tests, needs=(KPAR,))
