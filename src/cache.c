@@ -36,10 +36,54 @@
 
 #include "buf.h"
 #include "cache_int.h"
+#include "conf.h"
 #include "curl_load.h"
 #include "digest.h"
 #include "error.h"
 #include "fs.h"
+
+/* --- settings --- */
+
+static int parse_setting(const char *var, const char *v, long *out,
+			 int (*parse)(const char *, long *))
+{
+	int rc;
+
+	if (*v && (rc = parse(v, out)) < 0)
+		return kpar_error_prefix(rc, "%s", var);
+	return 0;
+}
+
+int kpar_cache_opts_conf(struct kpar_cache_opts *o, const struct kpar_conf *c)
+{
+	int rc;
+
+	if (*c->cache_dir) {
+		free(o->dir);
+		o->dir = kpar_xstrdup(c->cache_dir);
+	}
+	if (c->cache_readonly)
+		o->readonly = 1;
+	if (*c->cache_mirrors)
+		kpar_cache_opts_set_mirrors(o, c->cache_mirrors);
+	if ((rc = parse_setting("KPAR_CACHE_REVALIDATE", c->cache_revalidate, &o->revalidate,
+				kpar_cache_parse_revalidate)) < 0 ||
+	    (rc = parse_setting("KPAR_CACHE_CONNECT_TIMEOUT", c->cache_connect_timeout,
+				&o->connect_timeout, kpar_cache_parse_age)) < 0 ||
+	    (rc = parse_setting("KPAR_CACHE_STALL_TIMEOUT", c->cache_stall_timeout,
+				&o->stall_timeout, kpar_cache_parse_age)) < 0)
+		return rc;
+	o->retries = (int)c->cache_retries;
+	if (*c->cache_used_list) {
+		free(o->used_list);
+		o->used_list = kpar_xstrdup(c->cache_used_list);
+	}
+	if (*c->cache_ca_bundle) {
+		free(o->ca_bundle);
+		o->ca_bundle = kpar_xstrdup(c->cache_ca_bundle);
+	}
+	return 0;
+}
 
 /* --- URLs --- */
 

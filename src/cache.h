@@ -70,16 +70,19 @@ struct kpar_cache_opts {
 
 /* Defaults: revalidate always, 2 retries, 30 s connect, 60 s stall. */
 void kpar_cache_opts_init(struct kpar_cache_opts *o);
-/* Applies KPAR_CACHE_DIR, _READONLY, _MIRRORS, _REVALIDATE, _RETRIES,
- * _CONNECT_TIMEOUT, _STALL_TIMEOUT, _USED_LIST, _CA_BUNDLE; a bad value is an
- * error naming the variable. */
-int kpar_cache_opts_env(struct kpar_cache_opts *o);
+/* Applies the cache's settings as conf.c read them (KPAR_CACHE_DIR,
+ * _READONLY, _MIRRORS, _REVALIDATE, _RETRIES, _CONNECT_TIMEOUT,
+ * _STALL_TIMEOUT, _USED_LIST, _CA_BUNDLE); a duration that does not parse
+ * is an error naming the variable.  Not in the plugin's core library: the
+ * plugin reads make's variables instead. */
+struct kpar_conf;
+int kpar_cache_opts_conf(struct kpar_cache_opts *o, const struct kpar_conf *c);
 /* Replaces o->mirrors with the whitespace-separated bases in list. */
 void kpar_cache_opts_set_mirrors(struct kpar_cache_opts *o, const char *list);
 void kpar_cache_opts_free(struct kpar_cache_opts *o);
 
-/* $XDG_CACHE_HOME/kpar, else $HOME/.cache/kpar (KPAR_CACHE_DIR is read by
- * kpar_cache_opts_env, not here).  *out is malloc'd. */
+/* $XDG_CACHE_HOME/kpar, else $HOME/.cache/kpar (KPAR_CACHE_DIR is applied
+ * by kpar_cache_opts_conf, not here).  *out is malloc'd. */
 int kpar_cache_default_dir(char **out);
 
 /* Opens (creating when writable) the cache directory.  Free with _close. */

@@ -55,55 +55,6 @@ void kpar_cache_opts_set_mirrors(struct kpar_cache_opts *o, const char *list)
 	}
 }
 
-static void set_str(char **slot, const char *v)
-{
-	free(*slot);
-	*slot = v && *v ? kpar_xstrdup(v) : NULL;
-}
-
-static int env_long(const char *var, long *out, int (*parse)(const char *, long *))
-{
-	const char *v = getenv(var);
-
-	if (!v || !*v)
-		return 0;
-	if (parse(v, out) < 0)
-		return kpar_error_prefix(kpar_error_code(), "%s", var);
-	return 0;
-}
-
-int kpar_cache_opts_env(struct kpar_cache_opts *o)
-{
-	const char *v;
-	long n;
-	int rc;
-
-	if ((v = getenv("KPAR_CACHE_DIR")) && *v)
-		set_str(&o->dir, v);
-	if ((v = getenv("KPAR_CACHE_READONLY")) && *v)
-		o->readonly = strcmp(v, "0") != 0 && strcmp(v, "no") != 0 && strcmp(v, "false") != 0;
-	if ((v = getenv("KPAR_CACHE_MIRRORS")))
-		kpar_cache_opts_set_mirrors(o, v);
-	if ((rc = env_long("KPAR_CACHE_REVALIDATE", &o->revalidate, kpar_cache_parse_revalidate)) < 0 ||
-	    (rc = env_long("KPAR_CACHE_CONNECT_TIMEOUT", &o->connect_timeout, kpar_cache_parse_age)) < 0 ||
-	    (rc = env_long("KPAR_CACHE_STALL_TIMEOUT", &o->stall_timeout, kpar_cache_parse_age)) < 0)
-		return rc;
-	if ((v = getenv("KPAR_CACHE_RETRIES")) && *v) {
-		char *end;
-		errno = 0;
-		n = strtol(v, &end, 10);
-		if (errno || *end || n < 0 || n > 100)
-			return kpar_error_set(KPAR_EINVAL, "KPAR_CACHE_RETRIES: '%s' is not a "
-					      "number from 0 to 100", v);
-		o->retries = (int)n;
-	}
-	if ((v = getenv("KPAR_CACHE_USED_LIST")))
-		set_str(&o->used_list, v);
-	if ((v = getenv("KPAR_CACHE_CA_BUNDLE")))
-		set_str(&o->ca_bundle, v);
-	return 0;
-}
-
 int kpar_cache_default_dir(char **out)
 {
 	const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");

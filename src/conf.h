@@ -5,6 +5,8 @@
  * environment variable, and as the tool's long option --<name> (lower case,
  * '_' -> '-').  Precedence: option > environment > default.  The table in
  * conf.c is the single list of settings; `kpar state --settings` prints it.
+ * Library modules never read KPAR_* variables themselves: the tool loads a
+ * kpar_conf and hands them the values through their option structs.
  */
 #ifndef KPAR_CONF_H
 #define KPAR_CONF_H
@@ -22,12 +24,43 @@ struct kpar_conf {
 	char *hints;         /* KPAR_HINTS: "<glob> <seconds>" lines for unknown tests */
 	char *progress;      /* KPAR_PROGRESS: auto | always | never */
 	long workers;        /* KPAR_WORKERS: parallel workers; default: online CPUs */
-	long buckets;        /* KPAR_BUCKETS: 0 = auto (4 per worker, at most one per test) */
+	long buckets;        /* KPAR_BUCKETS: 0 = auto (8 per worker, at most one per test) */
 	long retries;        /* KPAR_RETRIES: extra attempts for a failed test */
 	long worker_retries; /* KPAR_WORKER_RETRIES: extra attempts for a bucket whose worker died */
 	double test_timeout; /* KPAR_TEST_TIMEOUT: seconds per test, 0 = none */
 	double default_seconds; /* KPAR_DEFAULT_SECONDS: estimate when nothing is known */
 	int resume;          /* KPAR_RESUME (or RESUME=1 from make): continue the last run */
+	/* the image (kpar image) */
+	char *payload;       /* KPAR_PAYLOAD: paths under the root to ship; a lone '+' starts a layer */
+	char *image_prep;    /* KPAR_IMAGE_PREP: prep artifacts for /kpar/prep; "" = tests.list, plan.json */
+	char *image_env;     /* KPAR_IMAGE_ENV: NAME=VALUE words added to the image's environment */
+	char *worker_bin;    /* KPAR_WORKER_BIN: worker executable; "" = kpar-worker beside kpar */
+	char *image_compression; /* KPAR_IMAGE_COMPRESSION: gzip, gzip:N, zstd, zstd:N */
+	char *base_image;    /* KPAR_BASE_IMAGE: base image reference, or scratch */
+	int image_pull;      /* KPAR_IMAGE_PULL: resolve the base image's tag again */
+	char *cache_layer_dir; /* KPAR_CACHE_LAYER_DIR: artifact cache put at /kpar/cache; "" = none */
+	int image_per_bucket; /* KPAR_IMAGE_PER_BUCKET: also one image per bucket */
+	char *registry;      /* KPAR_REGISTRY: registry host[:port] to push to */
+	char *image;         /* KPAR_IMAGE: repository[:tag] to push to; "" = build only */
+	/* registries and HTTP */
+	char *registry_ca;   /* KPAR_REGISTRY_CA: extra CA bundle for registries; "" = system's */
+	char *insecure_registries; /* KPAR_INSECURE_REGISTRIES: hosts allowed over plain http */
+	int registry_debug;  /* KPAR_REGISTRY_DEBUG: trace registry requests on stderr */
+	char *libcurl;       /* KPAR_LIBCURL: the libcurl to load on the first transfer */
+	/* the artifact cache (kpar fetch, kpar cache); the cache parses the
+	 * durations and sizes, see kpar_cache_opts_conf */
+	char *cache_dir;     /* KPAR_CACHE_DIR: "" = $XDG_CACHE_HOME/kpar, else ~/.cache/kpar */
+	int cache_readonly;  /* KPAR_CACHE_READONLY: look up only (the image's /kpar/cache) */
+	char *cache_mirrors; /* KPAR_CACHE_MIRRORS: mirror bases tried first for pinned artifacts */
+	char *cache_revalidate; /* KPAR_CACHE_REVALIDATE: snapshots: always | never | SECONDS */
+	char *cache_connect_timeout; /* KPAR_CACHE_CONNECT_TIMEOUT: a duration; "" = the cache's */
+	char *cache_stall_timeout; /* KPAR_CACHE_STALL_TIMEOUT: a duration; "" = the cache's */
+	long cache_retries;  /* KPAR_CACHE_RETRIES: extra attempts per URL on transient errors */
+	char *cache_used_list; /* KPAR_CACHE_USED_LIST: this build's used-list, kept by gc */
+	char *cache_ca_bundle; /* KPAR_CACHE_CA_BUNDLE: extra CA bundle for downloads */
+	char *cache_max_size; /* KPAR_CACHE_MAX_SIZE: gc's size limit; "" = 10G */
+	char *cache_max_age; /* KPAR_CACHE_MAX_AGE: gc's age limit; "" = 90d */
+	char *cache_gc_grace; /* KPAR_CACHE_GC_GRACE: gc keeps entries used this recently; "" = 1h */
 };
 
 /* Fills c from defaults and the environment.  Errors name the variable. */
@@ -36,8 +69,11 @@ int kpar_conf_load(struct kpar_conf *c);
  * unknown or malformed. */
 int kpar_conf_set(struct kpar_conf *c, const char *name, const char *value);
 /* If argv[*i] is a setting's option (--name=value, --name value, or a bare
- * --name for a yes/no setting, which never takes the next argument), applies it, advances *i past its value and
- * returns 1; returns 0 for any other argument, negative on a bad value. */
+ * --name for a yes/no setting, which never takes the next argument), applies
+ * it, advances *i past its value and returns 1; returns 0 for any other
+ * argument, negative on a bad value.  A few settings also answer to an older
+ * option name (--base for --base-image, ...), and KPAR_PAYLOAD's option adds
+ * to the environment's list rather than replacing it. */
 int kpar_conf_option(struct kpar_conf *c, int argc, char **argv, int *i);
 void kpar_conf_free(struct kpar_conf *c);
 /* Path under the state dir; malloc'd. */

@@ -14,10 +14,17 @@ struct kpar_curl_api kpar_curl_api;
 
 static pthread_once_t load_once = PTHREAD_ONCE_INIT;
 static char *load_error;   /* why the one attempt failed; kept for every caller */
+static char *library;      /* kpar_curl_set_library's; NULL = KPAR_LIBCURL_SONAME */
+
+void kpar_curl_set_library(const char *path)
+{
+	free(library);
+	library = path && *path ? kpar_xstrdup(path) : NULL;
+}
 
 static void load(void)
 {
-	const char *lib = getenv("KPAR_LIBCURL");
+	const char *lib = library;
 	struct kpar_curl_api api;
 	const char *missing = NULL;
 	void *h;

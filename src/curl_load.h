@@ -54,10 +54,15 @@ struct kpar_curl_api {
 
 extern struct kpar_curl_api kpar_curl_api;
 
-/* Loads libcurl ($KPAR_LIBCURL, else the library configure found) and runs
- * curl_global_init, once per process; thread-safe.  Returns 0, or KPAR_ENET
- * with a message naming the library.  Until it has succeeded, the calls
- * below jump through NULL. */
+/* Which libcurl kpar_curl_load() opens (the tool passes KPAR_LIBCURL); NULL
+ * or "" = the library configure found.  The string is copied.  Takes effect
+ * only before the first kpar_curl_load(); not thread-safe. */
+void kpar_curl_set_library(const char *path);
+
+/* Loads libcurl (the kpar_curl_set_library() path, else the library
+ * configure found) and runs curl_global_init, once per process;
+ * thread-safe.  Returns 0, or KPAR_ENET with a message naming the library.
+ * Until it has succeeded, the calls below jump through NULL. */
 int kpar_curl_load(void);
 
 /* from here on a call to curl_easy_init() etc. goes through the table */

@@ -65,6 +65,7 @@ struct kpar_registry {
 	char *repo;
 	char *base;          /* scheme://api_host, once known */
 	int http_ok;
+	char *insecure_list; /* opts->insecure_registries, or NULL */
 	char *ca_file;
 	char *user_agent;
 	char *docker_config_dir;
@@ -444,7 +445,7 @@ int kpar_registry_open(struct kpar_registry **out, const char *host, const char 
 {
 	static const struct kpar_registry_opts defaults;
 	struct kpar_registry *r;
-	const char *ca, *dbg;
+	const char *ca;
 
 	*out = NULL;
 	if (!opts)
@@ -453,7 +454,7 @@ int kpar_registry_open(struct kpar_registry **out, const char *host, const char 
 		return kpar_error_set(KPAR_EINVAL, "bad registry host '%s'", host ? host : "");
 	if (!repo || !repo_name_ok(repo))
 		return kpar_error_set(KPAR_EINVAL, "bad repository name '%s'", repo ? repo : "");
-	ca = opts->ca_file ? opts->ca_file : getenv("KPAR_REGISTRY_CA");
+	ca = opts->ca_file;
 	if (ca && *ca && access(ca, R_OK) != 0)
 		return kpar_error_errno(KPAR_EINVAL, "registry CA file '%s' cannot be read", ca);
 	if (kpar_curl_load() < 0)
@@ -466,9 +467,11 @@ int kpar_registry_open(struct kpar_registry **out, const char *host, const char 
 	else
 		r->api_host = kpar_xstrdup(host);
 	r->repo = kpar_xstrdup(repo);
+	r->insecure_list = opts->insecure_registries && *opts->insecure_registries
+				   ? kpar_xstrdup(opts->insecure_registries) : NULL;
 	r->http_ok = opts->insecure ||
-		     kpar_registry_host_insecure_ok(r->api_host, getenv("KPAR_INSECURE_REGISTRIES")) ||
-		     kpar_registry_host_insecure_ok(r->host, getenv("KPAR_INSECURE_REGISTRIES"));
+		     kpar_registry_host_insecure_ok(r->api_host, r->insecure_list) ||
+		     kpar_registry_host_insecure_ok(r->host, r->insecure_list);
 	r->ca_file = ca && *ca ? kpar_xstrdup(ca) : NULL;
 	r->user_agent = kpar_xstrdup(opts->user_agent ? opts->user_agent : "kpar/" PACKAGE_VERSION);
 	r->docker_config_dir = opts->docker_config_dir ? kpar_xstrdup(opts->docker_config_dir) : NULL;
@@ -476,8 +479,7 @@ int kpar_registry_open(struct kpar_registry **out, const char *host, const char 
 	r->max_retries = opts->max_retries == 0 ? 5 : opts->max_retries < 0 ? 0 : opts->max_retries;
 	r->retry_base_ms = opts->retry_base_ms ? opts->retry_base_ms : 500;
 	r->chunk_size = opts->chunk_size;
-	dbg = getenv("KPAR_REGISTRY_DEBUG");
-	r->debug = dbg && *dbg && strcmp(dbg, "0") != 0;
+	r->debug = opts->debug;
 	r->multi = curl_multi_init();
 	r->aux = curl_easy_init();
 	if (!r->multi || !r->aux)
@@ -497,6 +499,7 @@ void kpar_registry_free(struct kpar_registry *r)
 	free(r->repo);
 	free(r->base);
 	free(r->ca_file);
+	free(r->insecure_list);
 	free(r->user_agent);
 	free(r->docker_config_dir);
 	if (r->multi)
@@ -920,7 +923,7 @@ static int fetch_token(struct kpar_registry *r)
 		char *hp;
 		realm_host_start = realm_origin + 7;
 		hp = kpar_xstrdup(realm_host_start);
-		if (!kpar_registry_host_insecure_ok(hp, getenv("KPAR_INSECURE_REGISTRIES"))) {
+		if (!kpar_registry_host_insecure_ok(hp, r->insecure_list)) {
 			rc = kpar_error_set(KPAR_EAUTH, "registry '%s': token realm '%s' is plain http "
 					    "and its host is not loopback nor in KPAR_INSECURE_REGISTRIES",
 					    r->host, r->realm);
@@ -1410,7 +1413,7 @@ static enum outcome classify(struct job *j)
 			char *hp = kpar_xstrdup(norigin + 7), *colon = strrchr(hp, ':');
 			if (colon && !strchr(colon, ']'))
 				*colon = '\0';
-			if (!kpar_registry_host_insecure_ok(hp, getenv("KPAR_INSECURE_REGISTRIES"))) {
+			if (!kpar_registry_host_insecure_ok(hp, r->insecure_list)) {
 				job_fail(j, kpar_error_set(KPAR_ENET, "registry '%s' repository '%s': "
 							   "refusing a redirect from https to plain http "
 							   "'%.200s'", r->host, r->repo, next));

@@ -8,12 +8,13 @@
  *
  * Transport and trust:
  *  - https with certificate verification, always.  The CA bundle is
- *    opts->ca_file, else $KPAR_REGISTRY_CA, else the system's.
+ *    opts->ca_file (the tool passes KPAR_REGISTRY_CA), else the system's.
  *  - plain http only for loopback hosts (localhost, 127.0.0.0/8, ::1), hosts
- *    listed in $KPAR_INSECURE_REGISTRIES (comma-separated host or host:port),
- *    or when opts->insecure is set.  For those, GET /v2/ (which never carries
- *    credentials) is tried over http first and https is used when the server
- *    refuses plain HTTP.  A certificate that fails verification is an error,
+ *    listed in opts->insecure_registries (KPAR_INSECURE_REGISTRIES:
+ *    comma-separated host or host:port), or when opts->insecure is set.
+ *    For those, GET /v2/ (which never carries credentials) is tried over
+ *    http first and https is used when the server refuses plain HTTP.
+ *    A certificate that fails verification is an error,
  *    never a reason to fall back.
  *  - redirects are followed by this code, not by curl: Authorization is sent
  *    only to the registry's own scheme://host:port.
@@ -23,8 +24,8 @@
  * Auth: anonymous, Basic, or the Bearer token flow (realm/service/scope from
  * WWW-Authenticate; tokens refreshed on expiry and on 401), with credentials
  * from the Docker config (see dockercfg.h).  Secrets never appear in error
- * messages or in the debug trace ($KPAR_REGISTRY_DEBUG=1 prints requests and
- * responses to stderr with Authorization redacted).
+ * messages or in the debug trace (opts->debug, KPAR_REGISTRY_DEBUG=1 for the
+ * tool, prints requests and responses to stderr with Authorization redacted).
  *
  * Errors follow error.h; messages name the registry, the repository and what
  * the registry answered (the codes and messages of its {"errors":[...]}):
@@ -53,8 +54,12 @@ struct kpar_registry; /* opaque */
 
 /* All fields optional: a zeroed struct (or a NULL pointer) gives the defaults. */
 struct kpar_registry_opts {
-	const char *ca_file;           /* PEM CA bundle; NULL: $KPAR_REGISTRY_CA, else system */
+	const char *ca_file;           /* PEM CA bundle; NULL or "": the system's */
 	int insecure;                  /* allow plain http to this host even if not loopback/listed */
+	const char *insecure_registries; /* hosts (host or host:port, comma-separated)
+					    allowed over plain http, also for token
+					    realms and redirects; NULL: none but loopback */
+	int debug;                     /* trace requests and responses on stderr (secrets redacted) */
 	int max_parallel;              /* concurrent blob uploads; <= 0: 4 */
 	const char *docker_config_dir; /* NULL: $DOCKER_CONFIG, else ~/.docker */
 	const char *user_agent;        /* NULL: "kpar/<version>" */

@@ -13,6 +13,8 @@
 
 #include "buf.h"
 #include "cache.h"
+#include "conf.h"
+#include "curl_load.h"
 #include "error.h"
 #include "fs.h"
 #include "tool/cmds.h"
@@ -97,24 +99,39 @@ static void human(uint64_t n, char *out, size_t len)
 		snprintf(out, len, "%.1f %s", v, units[u]);
 }
 
-static int env_size(const char *var, uint64_t *out)
+/* gc's limits from their settings; "" keeps the default. */
+static int setting_size(const char *var, const char *v, uint64_t *out)
 {
-	const char *v = getenv(var);
 	int rc;
 
-	if (v && *v && (rc = kpar_cache_parse_size(v, out)) < 0)
+	if (*v && (rc = kpar_cache_parse_size(v, out)) < 0)
 		return kpar_error_prefix(rc, "%s", var);
 	return 0;
 }
 
-static int env_age(const char *var, long *out)
+static int setting_age(const char *var, const char *v, long *out)
 {
-	const char *v = getenv(var);
 	int rc;
 
-	if (v && *v && (rc = kpar_cache_parse_age(v, out)) < 0)
+	if (*v && (rc = kpar_cache_parse_age(v, out)) < 0)
 		return kpar_error_prefix(rc, "%s", var);
 	return 0;
+}
+
+/* The KPAR_CACHE_* settings (conf.c reads them); options override them. */
+static int settings(struct args *a)
+{
+	struct kpar_conf conf;
+	int rc;
+
+	if ((rc = kpar_conf_load(&conf)) == 0 &&
+	    (rc = kpar_cache_opts_conf(&a->opts, &conf)) == 0 &&
+	    (rc = setting_size("KPAR_CACHE_MAX_SIZE", conf.cache_max_size, &a->max_size)) == 0 &&
+	    (rc = setting_age("KPAR_CACHE_MAX_AGE", conf.cache_max_age, &a->max_age)) == 0)
+		rc = setting_age("KPAR_CACHE_GC_GRACE", conf.cache_gc_grace, &a->grace);
+	kpar_curl_set_library(conf.libcurl);
+	kpar_conf_free(&conf);
+	return rc;
 }
 
 /* --- subcommands --- */
@@ -401,10 +418,7 @@ int kpar_cmd_cache(int argc, char **argv)
 		return argc < 2 ? 2 : 0;
 	}
 	a.sub = argv[1];
-	if ((rc = kpar_cache_opts_env(&a.opts)) < 0 ||
-	    (rc = env_size("KPAR_CACHE_MAX_SIZE", &a.max_size)) < 0 ||
-	    (rc = env_age("KPAR_CACHE_MAX_AGE", &a.max_age)) < 0 ||
-	    (rc = env_age("KPAR_CACHE_GC_GRACE", &a.grace)) < 0)
+	if ((rc = settings(&a)) < 0)
 		goto fail;
 	opterr = 0;
 	optind = 2;

@@ -10,6 +10,8 @@
 
 #include "buf.h"
 #include "cache.h"
+#include "conf.h"
+#include "curl_load.h"
 #include "error.h"
 #include "tool/cmds.h"
 
@@ -62,6 +64,7 @@ int kpar_cmd_fetch(int argc, char **argv)
 		{ NULL, 0, NULL, 0 }
 	};
 	struct kpar_cache_opts opts;
+	struct kpar_conf conf;
 	struct kpar_strv alternates = KPAR_STRV_INIT;
 	struct kpar_cache_req req;
 	struct kpar_cache_result res;
@@ -73,7 +76,13 @@ int kpar_cmd_fetch(int argc, char **argv)
 	memset(&req, 0, sizeof req);
 	memset(&res, 0, sizeof res);
 	kpar_cache_opts_init(&opts);
-	if ((rc = kpar_cache_opts_env(&opts)) < 0)
+	/* the KPAR_CACHE_* settings, then the options below over them */
+	rc = kpar_conf_load(&conf);
+	if (rc == 0)
+		rc = kpar_cache_opts_conf(&opts, &conf);
+	kpar_curl_set_library(conf.libcurl);
+	kpar_conf_free(&conf);
+	if (rc < 0)
 		goto fail;
 	opterr = 0;
 	while ((ch = getopt_long(argc, argv, "qvh", longopts, NULL)) != -1) {

@@ -1,8 +1,9 @@
 /* cmd_image.c - `kpar image build|push|digest`: the OCI image of the test payload.
  *
- * Settings follow conf.h's rule (option > environment > default); the
- * image's own settings are read here, by the same names, until they join
- * the table in conf.c.
+ * The settings (KPAR_PAYLOAD, KPAR_BASE_IMAGE, KPAR_REGISTRY, ...) come from
+ * conf.c's table like every other: option > environment > default.  Options
+ * here are the ones that are not settings (--layout, --tag, --prep, --env,
+ * ...).
  */
 #include "config.h"
 
@@ -15,6 +16,7 @@
 
 #include "buf.h"
 #include "conf.h"
+#include "curl_load.h"
 #include "error.h"
 #include "fs.h"
 #include "image.h"
@@ -29,23 +31,25 @@ static const char usage[] =
 	"       kpar image digest [--layout DIR] [--ref]\n"
 	"\n"
 	"build: writes the OCI image layout (default <state-dir>/image) of the payload:\n"
-	"  --base REF            base image (KPAR_BASE_IMAGE; default scratch)\n"
+	"  --base-image REF      base image (KPAR_BASE_IMAGE; default scratch; also --base)\n"
 	"  --pull                resolve the base image's tag again (default: once;\n"
-	"                        KPAR_IMAGE_PULL=1)\n"
+	"                        KPAR_IMAGE_PULL=1; also --image-pull)\n"
 	"  --cache-layer DIR     artifact cache directory, put at /kpar/cache\n"
-	"                        (KPAR_CACHE_LAYER_DIR)\n"
+	"                        (KPAR_CACHE_LAYER_DIR; also --cache-layer-dir)\n"
 	"  --payload 'P... + P...'  paths under the root, put under /kpar/project; a lone\n"
 	"                        '+' starts another layer (KPAR_PAYLOAD); PATH arguments\n"
 	"                        are added to the last group as they are\n"
-	"  --worker FILE         worker executable (KPAR_WORKER_BIN; default kpar-worker\n"
-	"                        beside this program, else this program)\n"
+	"  --worker FILE         worker executable (KPAR_WORKER_BIN, --worker-bin; default\n"
+	"                        kpar-worker beside this program, else this program)\n"
 	"  --buckets DIR         bucket files (default <state-dir>/buckets if present)\n"
-	"  --prep FILE           a prep artifact for /kpar/prep (repeatable; KPAR_IMAGE_PREP;\n"
-	"                        default <state-dir>/tests.list and plan.json if present)\n"
+	"  --prep FILE           a prep artifact for /kpar/prep (repeatable; replaces\n"
+	"                        KPAR_IMAGE_PREP, a list; default <state-dir>/tests.list\n"
+	"                        and plan.json if present)\n"
 	"  --per-bucket          also one image per bucket (KPAR_IMAGE_PER_BUCKET=1)\n"
 	"  --compression SPEC    gzip, gzip:N, zstd, zstd:N (KPAR_IMAGE_COMPRESSION; gzip:1)\n"
 	"  --threads N           compression threads (default: online CPUs)\n"
-	"  --env NAME=VALUE      add to the image's environment (repeatable)\n"
+	"  --env NAME=VALUE      add to the image's environment (repeatable; after\n"
+	"                        KPAR_IMAGE_ENV's words)\n"
 	"  --tag NAME            name of the image in index.json (default latest)\n"
 	"  --epoch SECONDS       mtime of every entry (SOURCE_DATE_EPOCH; default 0)\n"
 	"  --push                then push as below, unless KPAR_IMAGE is empty or this\n"
@@ -55,12 +59,14 @@ static const char usage[] =
 	"  HOST/REPO[:TAG]) and writes <layout>/ref = HOST/REPO@sha256:...\n"
 	"  --parallel N          concurrent blob uploads (default 4)\n"
 	"digest: prints the built image's digest (--ref: the pushed reference).\n"
-	"Common: --state-dir DIR, --root DIR, --layout DIR.\n";
+	"Common: --state-dir DIR, --root DIR, --layout DIR, and every setting's\n"
+	"option (kpar state --settings lists them; KPAR_REGISTRY_CA, ...).\n";
 
+/* What is not a setting; the settings are in struct kpar_conf. */
 struct opts {
-	char *layout, *base, *cache, *worker, *buckets, *comp, *tag, *registry, *image;
-	struct kpar_strv payload, prep, env;
-	int pull, per_bucket, threads, verbose, ref, parallel, epoch_set, push;
+	char *layout, *buckets, *tag;
+	struct kpar_strv paths, prep, env;   /* PATH arguments, --prep, --env */
+	int threads, verbose, ref, parallel, epoch_set, push;
 	long long epoch;
 };
 
@@ -68,13 +74,6 @@ static void set(char **dst, const char *v)
 {
 	free(*dst);
 	*dst = kpar_xstrdup(v);
-}
-
-static const char *env_or(const char *name, const char *def)
-{
-	const char *v = getenv(name);
-
-	return v && *v ? v : def;
 }
 
 /* Splits s on whitespace into sv. */
@@ -156,21 +155,21 @@ static int parse(struct opts *o, struct kpar_conf *c, int argc, char **argv)
 		const char *v = NULL, *a = argv[i];
 		long long n;
 
+#define OPT(name) ((rc = opt_value(argc, argv, &i, name, &v)) != 0)
+		/* a directory here, not the KPAR_BUCKETS setting */
+		if (OPT("--buckets")) {
+			if (rc > 0)
+				set(&o->buckets, v);
+			else
+				return rc;
+			continue;
+		}
 		if ((rc = kpar_conf_option(c, argc, argv, &i)) < 0)
 			return rc;
 		if (rc == 1)
 			continue;
-#define OPT(name) ((rc = opt_value(argc, argv, &i, name, &v)) != 0)
 		if (OPT("--layout")) set(&o->layout, v);
-		else if (OPT("--base")) set(&o->base, v);
-		else if (OPT("--cache-layer")) set(&o->cache, v);
-		else if (OPT("--worker")) set(&o->worker, v);
-		else if (OPT("--buckets")) set(&o->buckets, v);
-		else if (OPT("--compression")) set(&o->comp, v);
 		else if (OPT("--tag")) set(&o->tag, v);
-		else if (OPT("--registry")) set(&o->registry, v);
-		else if (OPT("--image")) set(&o->image, v);
-		else if (OPT("--payload")) words(&o->payload, v);
 		else if (OPT("--prep")) kpar_strv_push(&o->prep, v);
 		else if (OPT("--env")) kpar_strv_push(&o->env, v);
 		else if (OPT("--threads")) {
@@ -182,15 +181,13 @@ static int parse(struct opts *o, struct kpar_conf *c, int argc, char **argv)
 		} else if (OPT("--epoch")) {
 			if (rc > 0 && (rc = parse_long("--epoch", v, 0, 253402300799LL, &o->epoch)) == 0)
 				o->epoch_set = 1;
-		} else if (strcmp(a, "--pull") == 0) o->pull = 1;
-		else if (strcmp(a, "--per-bucket") == 0) o->per_bucket = 1;
-		else if (strcmp(a, "--push") == 0) o->push = 1;
+		} else if (strcmp(a, "--push") == 0) o->push = 1;
 		else if (strcmp(a, "--ref") == 0) o->ref = 1;
 		else if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) o->verbose = 1;
 		else if (a[0] == '-' && a[1] != '\0') {
 			return kpar_error_set(KPAR_EINVAL, "unknown option '%s' (see kpar image --help)", a);
 		} else {
-			kpar_strv_push(&o->payload, a);
+			kpar_strv_push(&o->paths, a);
 		}
 #undef OPT
 		if (rc < 0)
@@ -202,21 +199,25 @@ static int parse(struct opts *o, struct kpar_conf *c, int argc, char **argv)
 static void opts_free(struct opts *o)
 {
 	free(o->layout);
-	free(o->base);
-	free(o->cache);
-	free(o->worker);
 	free(o->buckets);
-	free(o->comp);
 	free(o->tag);
-	free(o->registry);
-	free(o->image);
-	kpar_strv_free(&o->payload);
+	kpar_strv_free(&o->paths);
 	kpar_strv_free(&o->prep);
 	kpar_strv_free(&o->env);
 }
 
+/* The registry client's settings; ro borrows c's strings. */
+static void registry_opts(const struct kpar_conf *c, struct kpar_registry_opts *ro)
+{
+	memset(ro, 0, sizeof *ro);
+	ro->ca_file = c->registry_ca;
+	ro->insecure_registries = c->insecure_registries;
+	ro->debug = c->registry_debug;
+}
+
 static int build(struct opts *o, struct kpar_conf *c)
 {
+	struct kpar_registry_opts ro;
 	struct kpar_image_opts io;
 	struct kpar_image_result res;
 	struct kpar_strv payload = KPAR_STRV_INIT, prep = KPAR_STRV_INIT, env = KPAR_STRV_INIT;
@@ -226,15 +227,16 @@ static int build(struct opts *o, struct kpar_conf *c)
 	int rc;
 
 	memset(&io, 0, sizeof io);
-	/* the environment's list first, so arguments extend it */
-	words(&payload, env_or("KPAR_PAYLOAD", ""));
-	for (i = 0; i < o->payload.n; i++)
-		kpar_strv_push(&payload, o->payload.v[i]);
+	/* KPAR_PAYLOAD (--payload options added their words to it), then the
+	 * PATH arguments as they are */
+	words(&payload, c->payload);
+	for (i = 0; i < o->paths.n; i++)
+		kpar_strv_push(&payload, o->paths.v[i]);
 	if (o->prep.n) {
 		for (i = 0; i < o->prep.n; i++)
 			kpar_strv_push(&prep, o->prep.v[i]);
-	} else if (getenv("KPAR_IMAGE_PREP")) {
-		words(&prep, getenv("KPAR_IMAGE_PREP"));
+	} else if (*c->image_prep) {
+		words(&prep, c->image_prep);
 	} else {
 		static const char *const defaults[] = { "tests.list", "plan.json" };
 		for (i = 0; i < 2; i++) {
@@ -244,7 +246,7 @@ static int build(struct opts *o, struct kpar_conf *c)
 			free(p);
 		}
 	}
-	words(&env, env_or("KPAR_IMAGE_ENV", ""));
+	words(&env, c->image_env);
 	for (i = 0; i < o->env.n; i++)
 		kpar_strv_push(&env, o->env.v[i]);
 	for (i = 0; i < env.n; i++)
@@ -261,10 +263,8 @@ static int build(struct opts *o, struct kpar_conf *c)
 		else
 			free(p);
 	}
-	worker = o->worker ? kpar_xstrdup(o->worker)
-			   : getenv("KPAR_WORKER_BIN") && *getenv("KPAR_WORKER_BIN")
-				     ? kpar_xstrdup(getenv("KPAR_WORKER_BIN")) : default_worker();
-	if ((rc = kpar_compressor_parse(&io.comp, o->comp ? o->comp : env_or("KPAR_IMAGE_COMPRESSION", ""))) < 0)
+	worker = *c->worker_bin ? kpar_xstrdup(c->worker_bin) : default_worker();
+	if ((rc = kpar_compressor_parse(&io.comp, c->image_compression)) < 0)
 		goto done;
 	io.comp.threads = o->threads;
 	if (o->epoch_set) {
@@ -277,9 +277,11 @@ static int build(struct opts *o, struct kpar_conf *c)
 	}
 	io.layout = o->layout;
 	io.root = c->root;
-	io.base = o->base ? o->base : env_or("KPAR_BASE_IMAGE", "scratch");
-	io.pull = o->pull || strcmp(env_or("KPAR_IMAGE_PULL", "0"), "0") != 0;
-	io.cache_dir = o->cache ? o->cache : env_or("KPAR_CACHE_LAYER_DIR", NULL);
+	io.base = *c->base_image ? c->base_image : "scratch";
+	io.pull = c->image_pull;
+	io.cache_dir = *c->cache_layer_dir ? c->cache_layer_dir : NULL;
+	registry_opts(c, &ro);
+	io.registry = &ro;
 	io.payload = (const char *const *)payload.v;
 	io.npayload = payload.n;
 	io.worker = worker;
@@ -289,7 +291,7 @@ static int build(struct opts *o, struct kpar_conf *c)
 	io.env = (const char *const *)env.v;
 	io.nenv = env.n;
 	io.tag = o->tag;
-	io.per_bucket = o->per_bucket || strcmp(env_or("KPAR_IMAGE_PER_BUCKET", "0"), "0") != 0;
+	io.per_bucket = c->image_per_bucket;
 	io.verbose = o->verbose;
 	rc = kpar_image_build(&io, &res);
 	if (rc == 0) {
@@ -307,10 +309,9 @@ done:
 	return rc;
 }
 
-static int push(struct opts *o, int if_new)
+static int push(struct opts *o, const struct kpar_conf *c, int if_new)
 {
-	const char *reg = o->registry ? o->registry : env_or("KPAR_REGISTRY", "");
-	const char *img = o->image ? o->image : env_or("KPAR_IMAGE", "");
+	const char *reg = c->registry, *img = c->image;
 	struct kpar_registry_opts ro;
 	struct kpar_image_push_result res;
 	char *target;
@@ -329,7 +330,7 @@ static int push(struct opts *o, int if_new)
 	} else {
 		target = kpar_xstrdup(img);
 	}
-	memset(&ro, 0, sizeof ro);
+	registry_opts(c, &ro);
 	ro.max_parallel = o->parallel;
 	rc = kpar_image_push(o->layout, target, &ro, (o->verbose ? KPAR_IMAGE_VERBOSE : 0) |
 			     (if_new ? KPAR_IMAGE_IF_NEW : 0), &res);
@@ -373,12 +374,13 @@ int kpar_cmd_image(int argc, char **argv)
 		goto fail;
 	if (!o.layout)
 		o.layout = kpar_conf_path(&c, "image");
+	kpar_curl_set_library(c.libcurl);
 	if (strcmp(sub, "build") == 0) {
 		rc = build(&o, &c);
 		if (rc == 0 && o.push)
-			rc = push(&o, 1);
+			rc = push(&o, &c, 1);
 	} else if (strcmp(sub, "push") == 0) {
-		rc = push(&o, 0);
+		rc = push(&o, &c, 0);
 	} else {
 		char *line = NULL;
 		rc = kpar_image_read_line(o.layout, o.ref ? "ref" : "digest", &line);

@@ -3,7 +3,8 @@
  * The same command runs a bucket locally (the local backend starts one per
  * worker slot) and in a pod (the Job's container command), so it takes its
  * bucket from a file, a directory plus JOB_COMPLETION_INDEX (indexed Jobs),
- * or the command line, and its settings from flags or KPAR_* variables.
+ * or the command line, and its settings from flags or, through conf.c's
+ * table like every kpar command, the KPAR_* variables.
  * stdout carries the record and nothing else, so the pod log is parseable;
  * progress goes to stderr.
  */
@@ -16,6 +17,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "conf.h"
 #include "error.h"
 #include "fs.h"
 #include "junit.h"
@@ -261,6 +263,7 @@ static void progress(const struct kpar_test_result *t, void *payload)
 int kpar_cmd_worker(int argc, char **argv)
 {
 	struct kpar_worker_opts o;
+	struct kpar_conf conf;
 	struct kpar_strv ids = KPAR_STRV_INIT;
 	struct kpar_bucket_result res = { 0 };
 	struct kpar_buf rec = KPAR_BUF_INIT;
@@ -270,16 +273,16 @@ int kpar_cmd_worker(int argc, char **argv)
 	int bucket = 0, show_progress = 0, decode = 0, c, rc = 0;
 
 	kpar_worker_opts_init(&o);
-	o.run_cmd = getenv("KPAR_RUN_CMD");
-	if ((env = getenv("KPAR_RUN_MODE")) && *env &&
-	    (rc = parse_mode("KPAR_RUN_MODE", env, &o.mode)) < 0)
-		goto fail;
-	if ((env = getenv("KPAR_TEST_TIMEOUT")) && *env &&
-	    (rc = parse_seconds("KPAR_TEST_TIMEOUT", env, &o.timeout)) < 0)
-		goto fail;
-	if ((env = getenv("KPAR_RETRIES")) && *env &&
-	    (rc = parse_int("KPAR_RETRIES", env, 0, 100, &o.retries)) < 0)
-		goto fail;
+	/* KPAR_RUN_CMD, KPAR_RUN_MODE, KPAR_TEST_TIMEOUT, KPAR_RETRIES (the
+	 * table bounds them); the flags below override them */
+	if ((rc = kpar_conf_load(&conf)) < 0) {
+		kpar_conf_free(&conf);
+		return kpar_tool_fail("worker", rc);
+	}
+	o.run_cmd = *conf.run_cmd ? conf.run_cmd : NULL;
+	o.mode = strcmp(conf.run_mode, "batch") == 0 ? KPAR_MODE_BATCH : KPAR_MODE_EACH;
+	o.timeout = conf.test_timeout;
+	o.retries = (int)conf.retries;
 
 	optind = 1;
 	opterr = 0;
@@ -304,7 +307,8 @@ int kpar_cmd_worker(int argc, char **argv)
 		case 'h':
 		case OPT_HELP:
 			fputs(usage_text, stdout);
-			return 0;
+			rc = 0;
+			goto fail;
 		default:
 			if (optopt >= OPT_BUCKET_FILE && optopt <= OPT_HELP)
 				rc = kpar_error_set(KPAR_EINVAL, "option '%s' needs a value",
@@ -388,5 +392,6 @@ fail:
 	kpar_strv_free(&ids);
 	free(dir_file);
 	free(label);
+	kpar_conf_free(&conf);
 	return rc;
 }

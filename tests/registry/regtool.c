@@ -24,6 +24,8 @@
 #include <cjson/cJSON.h>
 
 #include "buf.h"
+#include "conf.h"
+#include "curl_load.h"
 #include "digest.h"
 #include "dockercfg.h"
 #include "error.h"
@@ -99,12 +101,21 @@ done:
 
 int main(int argc, char **argv)
 {
+	static struct kpar_conf conf;   /* static: o borrows its strings until exit */
 	struct kpar_registry_opts o;
 	struct kpar_registry *r = NULL;
 	const char *mount_from = NULL, *os = NULL, *arch = NULL, *want = NULL, *skip = NULL;
 	int i = 1, repeat = 1, pause_s = 0, rc = 0, k;
 
+	/* KPAR_REGISTRY_CA, KPAR_INSECURE_REGISTRIES, KPAR_REGISTRY_DEBUG and
+	 * KPAR_LIBCURL, as the kpar tool reads them */
+	if (kpar_conf_load(&conf) < 0)
+		return fail();
 	memset(&o, 0, sizeof o);
+	o.ca_file = conf.registry_ca;
+	o.insecure_registries = conf.insecure_registries;
+	o.debug = conf.registry_debug;
+	kpar_curl_set_library(conf.libcurl);
 	for (; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
 		const char *opt = argv[i];
 		if (strcmp(opt, "--insecure") == 0) {

@@ -18,6 +18,7 @@
 
 #include "buf.h"
 #include "cache.h"
+#include "conf.h"
 #include "digest.h"
 #include "error.h"
 #include "fs.h"
@@ -248,7 +249,20 @@ KPAR_TEST(redact)
 	free(s);
 }
 
-KPAR_TEST(opts_env)
+/* The settings reach the cache the one way every setting does: conf.c
+ * reads the environment, kpar_cache_opts_conf applies. */
+static int opts_from_env(struct kpar_cache_opts *o)
+{
+	struct kpar_conf conf;
+	int rc = kpar_conf_load(&conf);
+
+	if (rc == 0)
+		rc = kpar_cache_opts_conf(o, &conf);
+	kpar_conf_free(&conf);
+	return rc;
+}
+
+KPAR_TEST(opts_conf)
 {
 	struct kpar_cache_opts o;
 
@@ -257,7 +271,9 @@ KPAR_TEST(opts_env)
 	setenv("KPAR_CACHE_MIRRORS", " http://m1/a  http://m2/{sha256} ", 1);
 	setenv("KPAR_CACHE_REVALIDATE", "never", 1);
 	setenv("KPAR_CACHE_RETRIES", "5", 1);
-	CHECK_OK(kpar_cache_opts_env(&o));
+	setenv("KPAR_CACHE_STALL_TIMEOUT", "2m", 1);
+	setenv("KPAR_CACHE_READONLY", "yes", 1);
+	CHECK_OK(opts_from_env(&o));
 	CHECK_STR(o.dir, "/somewhere");
 	CHECK_INT(o.mirrors.n, 2);
 	if (o.mirrors.n == 2) {
@@ -266,13 +282,21 @@ KPAR_TEST(opts_env)
 	}
 	CHECK_INT(o.revalidate, KPAR_CACHE_REVALIDATE_NEVER);
 	CHECK_INT(o.retries, 5);
+	CHECK_INT(o.stall_timeout, 120);
+	CHECK_INT(o.connect_timeout, 30);   /* not set: the cache's default */
+	CHECK_INT(o.readonly, 1);
+	unsetenv("KPAR_CACHE_READONLY");
+	unsetenv("KPAR_CACHE_STALL_TIMEOUT");
 	setenv("KPAR_CACHE_RETRIES", "many", 1);
-	CHECK_INT(kpar_cache_opts_env(&o), KPAR_EINVAL);
+	CHECK_INT(opts_from_env(&o), KPAR_EINVAL);
 	CHECK(strstr(kpar_error_last(), "KPAR_CACHE_RETRIES") != NULL);
+	setenv("KPAR_CACHE_RETRIES", "101", 1);
+	CHECK_INT(opts_from_env(&o), KPAR_EINVAL);
 	unsetenv("KPAR_CACHE_RETRIES");
 	setenv("KPAR_CACHE_REVALIDATE", "often", 1);
-	CHECK_INT(kpar_cache_opts_env(&o), KPAR_EINVAL);
+	CHECK_INT(opts_from_env(&o), KPAR_EINVAL);
 	CHECK(strstr(kpar_error_last(), "KPAR_CACHE_REVALIDATE") != NULL);
+	CHECK(strstr(kpar_error_last(), "'often'") != NULL);
 	unsetenv("KPAR_CACHE_REVALIDATE");
 	unsetenv("KPAR_CACHE_MIRRORS");
 	unsetenv("KPAR_CACHE_DIR");
@@ -944,7 +968,7 @@ KPAR_TEST_MAIN(
 	KPAR_CASE(parse_size_age_policy),
 	KPAR_CASE(names_and_paths),
 	KPAR_CASE(redact),
-	KPAR_CASE(opts_env),
+	KPAR_CASE(opts_conf),
 	KPAR_CASE(fetch_pinned_file),
 	KPAR_CASE(fetch_checksum_mismatch_stores_nothing),
 	KPAR_CASE(fetch_errors_name_the_url),

@@ -2,6 +2,7 @@
  * conf and the state database. */
 #include "config.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -175,6 +176,101 @@ KPAR_TEST(conf_env_and_options)
 	unsetenv("KPAR_RUN_MODE");
 }
 
+KPAR_TEST(conf_image_and_registry)
+{
+	struct kpar_conf c;
+	char *argv[] = { "x", "--base", "reg/b:1", "--payload", "c + d", "--pull",
+			 "--registry-debug=no", "--worker=/w", "--image-compression", "zstd", NULL };
+	const int argc = 10;
+	FILE *f;
+	char *text = NULL;
+	size_t len = 0;
+	int i, rc;
+
+	/* defaults */
+	unsetenv("KPAR_PAYLOAD");
+	unsetenv("KPAR_BASE_IMAGE");
+	unsetenv("KPAR_IMAGE_PULL");
+	unsetenv("KPAR_REGISTRY_DEBUG");
+	unsetenv("KPAR_INSECURE_REGISTRIES");
+	unsetenv("KPAR_LIBCURL");
+	unsetenv("KPAR_IMAGE_COMPRESSION");
+	unsetenv("KPAR_WORKER_BIN");
+	CHECK_OK(kpar_conf_load(&c));
+	CHECK_STR(c.payload, "");
+	CHECK_STR(c.base_image, "scratch");
+	CHECK_STR(c.image_compression, "gzip:1");
+	CHECK_STR(c.libcurl, KPAR_LIBCURL_SONAME);
+	CHECK_STR(c.registry_ca, "");
+	CHECK_INT(c.image_pull, 0);
+	CHECK_INT(c.image_per_bucket, 0);
+	CHECK_INT(c.registry_debug, 0);
+	kpar_conf_free(&c);
+
+	/* the environment, then options: old spellings, --payload adds words */
+	setenv("KPAR_PAYLOAD", "a b", 1);
+	setenv("KPAR_BASE_IMAGE", "env/base:2", 1);
+	setenv("KPAR_REGISTRY_DEBUG", "1", 1);
+	setenv("KPAR_INSECURE_REGISTRIES", "r1:5000,r2", 1);
+	setenv("KPAR_LIBCURL", "/opt/libcurl.so", 1);
+	setenv("KPAR_IMAGE_PER_BUCKET", "yes", 1);
+	CHECK_OK(kpar_conf_load(&c));
+	CHECK_STR(c.payload, "a b");
+	CHECK_STR(c.base_image, "env/base:2");
+	CHECK_STR(c.insecure_registries, "r1:5000,r2");
+	CHECK_STR(c.libcurl, "/opt/libcurl.so");
+	CHECK_INT(c.registry_debug, 1);
+	CHECK_INT(c.image_per_bucket, 1);
+	for (i = 1; i < argc; i++) {
+		rc = kpar_conf_option(&c, argc, argv, &i);
+		CHECK_INT(rc, 1);
+	}
+	CHECK_STR(c.base_image, "reg/b:1");
+	CHECK_STR(c.payload, "a b c + d");
+	CHECK_STR(c.worker_bin, "/w");
+	CHECK_STR(c.image_compression, "zstd");
+	CHECK_INT(c.image_pull, 1);
+	CHECK_INT(c.registry_debug, 0);
+	/* the new settings are printed too */
+	f = open_memstream(&text, &len);
+	CHECK(f != NULL);
+	kpar_conf_print(&c, f);
+	fclose(f);
+	CHECK(strstr(text, "\nKPAR_BASE_IMAGE=reg/b:1\n") != NULL);
+	CHECK(strstr(text, "\nKPAR_INSECURE_REGISTRIES=r1:5000,r2\n") != NULL);
+	CHECK(strstr(text, "\nKPAR_IMAGE_PULL=1\n") != NULL);
+	free(text);
+	/* a bad option value names the option */
+	CHECK_INT(kpar_conf_set(&c, "pull", "maybe"), KPAR_EINVAL);
+	CHECK(strstr(kpar_error_last(), "--pull: 'maybe'") != NULL);
+	kpar_conf_free(&c);
+	unsetenv("KPAR_PAYLOAD");
+	unsetenv("KPAR_BASE_IMAGE");
+	unsetenv("KPAR_REGISTRY_DEBUG");
+	unsetenv("KPAR_INSECURE_REGISTRIES");
+	unsetenv("KPAR_LIBCURL");
+	unsetenv("KPAR_IMAGE_PER_BUCKET");
+
+	/* a bad value in the environment names the variable */
+	setenv("KPAR_IMAGE_PULL", "maybe", 1);
+	CHECK_INT(kpar_conf_load(&c), KPAR_EINVAL);
+	CHECK(strstr(kpar_error_last(),
+		     "KPAR_IMAGE_PULL: 'maybe' is not 1/0, yes/no or true/false") != NULL);
+	kpar_conf_free(&c);
+	unsetenv("KPAR_IMAGE_PULL");
+	/* the worker's bounds are the table's */
+	setenv("KPAR_RETRIES", "101", 1);
+	CHECK_INT(kpar_conf_load(&c), KPAR_EINVAL);
+	CHECK(strstr(kpar_error_last(), "KPAR_RETRIES: '101' is not a whole number from 0 to 100") != NULL);
+	kpar_conf_free(&c);
+	unsetenv("KPAR_RETRIES");
+	setenv("KPAR_TEST_TIMEOUT", "2e9", 1);
+	CHECK_INT(kpar_conf_load(&c), KPAR_EINVAL);
+	CHECK(strstr(kpar_error_last(), "KPAR_TEST_TIMEOUT: '2e9'") != NULL);
+	kpar_conf_free(&c);
+	unsetenv("KPAR_TEST_TIMEOUT");
+}
+
 static void fill_bucket(struct kpar_bucket_result *r, int bucket, const char *a, const char *b)
 {
 	memset(r, 0, sizeof *r);
@@ -251,4 +347,5 @@ KPAR_TEST(state_runs_and_collect)
 
 KPAR_TEST_MAIN(KPAR_CASE(shell_quote), KPAR_CASE(strv_sort_uniq), KPAR_CASE(write_if_changed_keeps_mtime),
 	       KPAR_CASE(digest), KPAR_CASE(testlist_ids), KPAR_CASE(testlist_cmd),
-	       KPAR_CASE(conf_env_and_options), KPAR_CASE(state_runs_and_collect))
+	       KPAR_CASE(conf_env_and_options), KPAR_CASE(conf_image_and_registry),
+	       KPAR_CASE(state_runs_and_collect))

@@ -111,9 +111,9 @@ expect_error() {
 expect_error "missing bucket file" "kpar worker: bucket file: cannot open 'nope/test-group-1'" \
 	"$KPAR_BIN" worker --bucket-file nope/test-group-1
 expect_error "bad mode" "--mode 'fast' is neither" "$KPAR_BIN" worker --mode fast x
-expect_error "bad env mode" "KPAR_RUN_MODE 'x'" env KPAR_RUN_MODE=x "$KPAR_BIN" worker y
+expect_error "bad env mode" "KPAR_RUN_MODE: 'x' is not 'each' or 'batch'" env KPAR_RUN_MODE=x "$KPAR_BIN" worker y
 expect_error "bad timeout" "--timeout '-1'" "$KPAR_BIN" worker --timeout -1 x
-expect_error "bad retries" "KPAR_RETRIES 'lots'" env KPAR_RETRIES=lots "$KPAR_BIN" worker x
+expect_error "bad retries" "KPAR_RETRIES: 'lots' is not a whole number" env KPAR_RETRIES=lots "$KPAR_BIN" worker x
 expect_error "no tests" "no tests" "$KPAR_BIN" worker
 expect_error "dir without index" "needs --bucket N" env -u JOB_COMPLETION_INDEX \
 	"$KPAR_BIN" worker --buckets-dir buckets
