@@ -22,6 +22,8 @@ struct kpar_conf {
 	char *inputs;        /* KPAR_TEST_INPUTS: files whose contents key the run */
 	char *test_env;      /* KPAR_TEST_ENV: names of environment variables whose values key the run */
 	char *hints;         /* KPAR_HINTS: "<glob> <seconds>" lines for unknown tests */
+	char *group;         /* KPAR_GROUP: ERE whose match (or first subexpression) in a test id
+				names its group; a group's tests share buckets (batch mode) */
 	char *progress;      /* KPAR_PROGRESS: auto | always | never */
 	long workers;        /* KPAR_WORKERS: parallel workers; default: online CPUs */
 	long buckets;        /* KPAR_BUCKETS: 0 = auto (8 per worker, at most one per test) */

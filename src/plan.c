@@ -3,6 +3,7 @@
 
 #include <dirent.h>
 #include <math.h>
+#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -286,6 +287,38 @@ done:
 	return rc;
 }
 
+/* KPAR_GROUP: each test's group is the part of its id the expression
+ * matches, or its first parenthesised subexpression when it has one; a test
+ * it does not match is a group of its own (NULL).  *keys has n entries. */
+static int group_keys(const char *expr, const struct kpar_strv *tests, char ***keys)
+{
+	regex_t re;
+	char **k;
+	size_t i;
+	int e = regcomp(&re, expr, REG_EXTENDED);
+
+	*keys = NULL;
+	if (e != 0) {
+		char msg[200];
+		regerror(e, &re, msg, sizeof msg);
+		return kpar_error_set(KPAR_EINVAL, "KPAR_GROUP: '%s' is not an extended regular "
+				      "expression: %s", expr, msg);
+	}
+	k = kpar_xcalloc(tests->n, sizeof *k);
+	for (i = 0; i < tests->n; i++) {
+		regmatch_t m[2];
+		const regmatch_t *use;
+
+		if (regexec(&re, tests->v[i], 2, m, 0) != 0)
+			continue;
+		use = re.re_nsub >= 1 && m[1].rm_so >= 0 ? &m[1] : &m[0];
+		k[i] = kpar_xstrndup(tests->v[i] + use->rm_so, (size_t)(use->rm_eo - use->rm_so));
+	}
+	regfree(&re);
+	*keys = k;
+	return 0;
+}
+
 int kpar_plan_make(const struct kpar_conf *c, struct kpar_plan *out, int *changed)
 {
 	struct kpar_strv tests = KPAR_STRV_INIT;
@@ -295,6 +328,7 @@ int kpar_plan_make(const struct kpar_conf *c, struct kpar_plan *out, int *change
 	char *list_path = kpar_conf_path(c, "tests.list"), *plan_path = kpar_conf_path(c, "plan.json");
 	char *list_text = NULL;
 	size_t list_len = 0, nb, i, *bucket_of = NULL;
+	char **groups = NULL;
 	double *secs = NULL;
 	char inputs[KPAR_DIGEST_STR], tdig[KPAR_DIGEST_STR], key[KPAR_DIGEST_STR], pdig[KPAR_DIGEST_STR];
 	int rc;
@@ -324,6 +358,8 @@ int kpar_plan_make(const struct kpar_conf *c, struct kpar_plan *out, int *change
 	 * workers must not throw away a finished run. */
 	kpar_buf_printf(&kb, "kpar-plan %d\ntests %s\ninputs %s\nbuckets %ld\n", PLAN_FORMAT, tdig, inputs,
 			c->buckets);
+	if (*c->group)
+		kpar_buf_printf(&kb, "group %s\n", c->group);
 	kpar_digest_str(kb.data, kb.len, key);
 
 	/* Same key as the plan on disk: keep it (see plan.h). */
@@ -345,7 +381,10 @@ int kpar_plan_make(const struct kpar_conf *c, struct kpar_plan *out, int *change
 		goto done;
 	/* Buckets made for the workers that will take them: each worker's
 	 * share of a balanced schedule, cut into halving sizes (split.h). */
-	nb = kpar_split_ex(tests.v, secs, tests.n, nb, (size_t)c->workers, 0, bucket_of);
+	if (*c->group && (rc = group_keys(c->group, &tests, &groups)) < 0)
+		goto done;
+	nb = kpar_split_grouped(tests.v, secs, (const char *const *)groups, tests.n, nb,
+				(size_t)c->workers, 0, bucket_of);
 
 	out->nbuckets = nb;
 	out->ntests = tests.n;
@@ -374,6 +413,10 @@ done:
 	if (rc < 0)
 		kpar_plan_free(out);
 	kpar_state_close(st);
+	if (groups)
+		for (i = 0; i < tests.n; i++)
+			free(groups[i]);
+	free(groups);
 	kpar_strv_free(&tests);
 	kpar_buf_free(&kb);
 	kpar_buf_free(&db);

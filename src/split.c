@@ -423,3 +423,90 @@ size_t kpar_split(char *const *ids, const double *seconds, size_t n, size_t nbuc
 {
 	return kpar_split_ex(ids, seconds, n, nbuckets, 0, 0, bucket_of);
 }
+
+/* ---------------------------------------------------------- grouped split */
+
+struct group_ctx {
+	char *const *ids;
+	const char *const *group;
+};
+
+/* By group (an ungrouped test is a group of its own, named by its id), then
+ * id: each group's tests end up contiguous and in a fixed order. */
+static int cmp_grouped(const void *a, const void *b, void *arg)
+{
+	const struct group_ctx *g = arg;
+	size_t i = *(const size_t *)a, j = *(const size_t *)b;
+	const char *gi = g->group[i] ? g->group[i] : g->ids[i];
+	const char *gj = g->group[j] ? g->group[j] : g->ids[j];
+	int r = strcmp(gi, gj);
+
+	return r ? r : strcmp(g->ids[i], g->ids[j]);
+}
+
+size_t kpar_split_grouped(char *const *ids, const double *seconds, const char *const *group,
+			  size_t n, size_t nbuckets, size_t workers, unsigned flags,
+			  size_t *bucket_of)
+{
+	struct group_ctx gc = { ids, group };
+	size_t *order, *unit_of, *ubof, nu = 0, i, j, m;
+	char **uid;
+	double *uest, total = 0, share;
+
+	if (n == 0)
+		return 0;
+	if (!group)
+		return kpar_split_ex(ids, seconds, n, nbuckets, workers, flags, bucket_of);
+	m = nbuckets == 0 ? 1 : nbuckets < n ? nbuckets : n;
+	order = kpar_xmalloc(n * sizeof *order);
+	for (i = 0; i < n; i++) {
+		order[i] = i;
+		total += clean(seconds[i]);
+	}
+	qsort_r(order, n, sizeof *order, cmp_grouped, &gc);
+	/* A unit is a group, or a contiguous piece of one no bigger than an
+	 * average bucket: small groups never pay their set-up twice, and a
+	 * long one still spreads over workers. */
+	share = total / (double)m;
+	unit_of = kpar_xmalloc(n * sizeof *unit_of);
+	uid = kpar_xmalloc(n * sizeof *uid);
+	uest = kpar_xcalloc(n, sizeof *uest);
+	for (i = 0; i < n; i = j) {
+		const char *g = group[order[i]];
+		double sum = 0, per, acc = 0;
+
+		for (j = i + 1; g && j < n && group[order[j]] && strcmp(group[order[j]], g) == 0; j++)
+			;
+		for (size_t k = i; k < j; k++)
+			sum += clean(seconds[order[k]]);
+		per = share > 0 && sum > share ? sum / ceil(sum / share) : sum;
+		uid[nu] = ids[order[i]];
+		for (size_t k = i; k < j; k++) {
+			double s = clean(seconds[order[k]]);
+
+			/* cut where the piece is nearer its target with this
+			 * test in another one than with it here */
+			if (k > i && acc > 0 && acc + s / 2 > per) {
+				nu++;
+				uid[nu] = ids[order[k]];
+				acc = 0;
+			}
+			unit_of[order[k]] = nu;
+			uest[nu] += s;
+			acc += s;
+		}
+		nu++;
+	}
+	ubof = kpar_xmalloc(nu * sizeof *ubof);
+	/* a unit is named by its first test's id: unique, and independent of
+	 * the input order */
+	m = kpar_split_ex(uid, uest, nu, m, workers, flags, ubof);
+	for (i = 0; i < n; i++)
+		bucket_of[i] = ubof[unit_of[i]];
+	free(ubof);
+	free(uest);
+	free(uid);
+	free(unit_of);
+	free(order);
+	return m;
+}

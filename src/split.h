@@ -105,4 +105,18 @@ int kpar_history_expire(sqlite3 *db, double before);
 size_t kpar_split_ex(char *const *ids, const double *seconds, size_t n, size_t nbuckets,
 		     size_t workers, unsigned flags, size_t *bucket_of);
 
+/* kpar_split_grouped: kpar_split_ex keeping each group's tests together.
+ * group[i] names test i's group (NULL: a group of its own); group == NULL
+ * is kpar_split_ex.  A group is one unit unless its estimate exceeds an
+ * average bucket (the total over min(n, nbuckets)); then it is cut, in id
+ * order, into contiguous pieces of about that size.  The units are split as
+ * tests are.  For batch runs whose tests share set-up per group (a test
+ * module's imports and fixtures, paid once per bucket that holds any of its
+ * cases): plain LPT on equal first-run estimates would put every group in
+ * every bucket.  Same guarantees as kpar_split_ex, but fewer buckets when
+ * there are fewer units than buckets. */
+size_t kpar_split_grouped(char *const *ids, const double *seconds, const char *const *group,
+			  size_t n, size_t nbuckets, size_t workers, unsigned flags,
+			  size_t *bucket_of);
+
 #endif

@@ -123,6 +123,56 @@ KPAR_TEST(kept_while_key_holds)
 	kpar_conf_free(&c);
 }
 
+/* KPAR_GROUP: a module's cases share a bucket; the expression is part of
+ * the plan's key; a bad one is an error naming the setting. */
+KPAR_TEST(grouped_by_expression)
+{
+	struct kpar_conf c;
+	struct kpar_plan p1, p2;
+	struct kpar_buf list = KPAR_BUF_INIT;
+	size_t m, k, b;
+	int changed;
+
+	for (m = 0; m < 6; m++)
+		for (k = 0; k < 5; k++)
+			kpar_buf_printf(&list, "test.mod%zu.Case.test_%zu\n", m, k);
+	setup_conf(&c, "g", list.data);
+	c.buckets = 6;                    /* an average bucket holds a module */
+	CHECK_OK(kpar_plan_make(&c, &p1, &changed));
+	CHECK_INT(p1.nbuckets, 6);
+	/* equal estimates, no groups: the cases are dealt out like cards, and
+	 * some bucket holds cases of several modules */
+	{
+		int mixed = 0;
+		for (b = 0; b < p1.nbuckets; b++)
+			for (k = 1; k < p1.buckets[b].tests.n; k++)
+				mixed |= strncmp(p1.buckets[b].tests.v[k], p1.buckets[b].tests.v[0],
+						 strlen("test.modN")) != 0;
+		CHECK(mixed);
+	}
+	free(c.group);
+	c.group = kpar_xstrdup("^(.*)\\.[^.]+\\.[^.]+$");
+	CHECK_OK(kpar_plan_make(&c, &p2, &changed));
+	CHECK_INT(changed, 1);
+	CHECK(strcmp(p1.key, p2.key) != 0);
+	CHECK_INT(p2.nbuckets, 6);        /* one per module */
+	for (b = 0; b < p2.nbuckets; b++) {
+		const struct kpar_strv *t = &p2.buckets[b].tests;
+		CHECK_INT(t->n, 5);
+		for (k = 1; k < t->n; k++)
+			CHECK(strncmp(t->v[k], t->v[0], strlen("test.modN")) == 0);
+	}
+	kpar_plan_free(&p2);
+	free(c.group);
+	c.group = kpar_xstrdup("(unclosed");
+	CHECK_INT(kpar_plan_make(&c, &p2, &changed), KPAR_EINVAL);
+	CHECK(strstr(kpar_error_last(), "KPAR_GROUP") != NULL);
+	CHECK(strstr(kpar_error_last(), "(unclosed") != NULL);
+	kpar_plan_free(&p1);
+	kpar_buf_free(&list);
+	kpar_conf_free(&c);
+}
+
 KPAR_TEST(inputs_by_content)
 {
 	struct kpar_conf c;
@@ -173,4 +223,5 @@ KPAR_TEST(empty_and_missing_list)
 }
 
 KPAR_TEST_MAIN(KPAR_CASE(deterministic_across_dirs), KPAR_CASE(kept_while_key_holds),
-	       KPAR_CASE(inputs_by_content), KPAR_CASE(empty_and_missing_list))
+	       KPAR_CASE(grouped_by_expression), KPAR_CASE(inputs_by_content),
+	       KPAR_CASE(empty_and_missing_list))

@@ -415,6 +415,96 @@ KPAR_TEST(split_for_workers_dispatches_near_bound)
 
 /* ---- history ---- */
 
+/* 40 modules of 25 cases at 1 s each (a first run's equal estimates), one
+ * module of 400 cases, and 10 tests outside any group. */
+KPAR_TEST(split_grouped_keeps_groups_together)
+{
+	size_t n = 40 * 25 + 400 + 10, i, j, nb, used;
+	char **ids = kpar_xmalloc(n * sizeof *ids), **ids2 = kpar_xmalloc(n * sizeof *ids2);
+	const char **grp = kpar_xcalloc(n, sizeof *grp), **grp2 = kpar_xcalloc(n, sizeof *grp2);
+	double *sec = kpar_xmalloc(n * sizeof *sec);
+	size_t *bof = kpar_xmalloc(n * sizeof *bof), *bof2 = kpar_xmalloc(n * sizeof *bof2);
+	size_t *per_bucket_groups = kpar_xcalloc(64, sizeof *per_bucket_groups);
+	char **names = kpar_xmalloc(41 * sizeof *names);
+
+	for (i = 0; i < 41; i++)
+		names[i] = kpar_xasprintf("test.mod%02zu", i);
+	for (i = 0; i < n; i++) {
+		size_t g = i < 1000 ? i / 25 : i < 1400 ? 40 : 41;
+		ids[i] = g < 41 ? kpar_xasprintf("%s.Case.test_%04zu", names[g], i)
+				: kpar_xasprintf("loose_%02zu", i);
+		grp[i] = g < 41 ? names[g] : NULL;
+		sec[i] = 1;
+	}
+	nb = 32;
+	used = kpar_split_grouped(ids, sec, grp, n, nb, 4, 0, bof);
+	CHECK(used > 0 && used <= nb);
+	/* a small module is in exactly one bucket */
+	for (i = 0; i < 40; i++)
+		for (j = i * 25 + 1; j < i * 25 + 25; j++)
+			if (bof[j] != bof[i * 25])
+				CHECK_INT(bof[j], bof[i * 25]);
+	/* the big one (400 s against an average bucket of 1410 / 32 = 44 s)
+	 * is cut into contiguous pieces of about a bucket's size: 10 pieces,
+	 * each in one bucket, in id order */
+	{
+		size_t pieces = 1;
+		for (j = 1001; j < 1400; j++)
+			if (bof[j] != bof[j - 1])
+				pieces++;
+		CHECK(pieces >= 9 && pieces <= 11);
+	}
+	/* no group is split without need: buckets hold whole small modules,
+	 * so each bucket touches few groups (plain LPT on equal estimates
+	 * puts nearly every group in every bucket) */
+	{
+		size_t *plain = kpar_xmalloc(n * sizeof *plain), touched = 0, touched_plain = 0;
+		unsigned char seen[64][42];
+
+		kpar_split_ex(ids, sec, n, nb, 4, 0, plain);
+		memset(seen, 0, sizeof seen);
+		for (i = 0; i < 1400; i++) {
+			size_t g = i < 1000 ? i / 25 : 40;
+			if (!seen[bof[i]][g]++)
+				touched++;
+		}
+		memset(seen, 0, sizeof seen);
+		for (i = 0; i < 1400; i++) {
+			size_t g = i < 1000 ? i / 25 : 40;
+			if (!seen[plain[i]][g]++)
+				touched_plain++;
+		}
+		CHECK(touched <= 40 + 11 + 32);   /* each group once, pieces, cuts */
+		CHECK(touched_plain > 4 * touched);
+		free(plain);
+	}
+	/* independent of the input order */
+	for (i = 0; i < n; i++) {
+		size_t k = (i * 7919) % n;   /* 7919 is prime, n is not a multiple */
+		ids2[i] = ids[k];
+		grp2[i] = grp[k];
+	}
+	CHECK_INT(kpar_split_grouped(ids2, sec, grp2, n, nb, 4, 0, bof2), used);
+	for (i = 0; i < n; i++)
+		if (bof2[i] != bof[(i * 7919) % n])
+			CHECK_INT(bof2[i], bof[(i * 7919) % n]);
+	/* no groups: the plain split */
+	CHECK_INT(kpar_split_grouped(ids, sec, NULL, n, nb, 4, 0, bof2), kpar_split_ex(ids, sec, n, nb, 4, 0, bof));
+	for (i = 0; i < n; i++)
+		free(ids[i]);
+	for (i = 0; i < 41; i++)
+		free(names[i]);
+	free(names);
+	free(ids);
+	free(ids2);
+	free((void *)grp);
+	free((void *)grp2);
+	free(sec);
+	free(bof);
+	free(bof2);
+	free(per_bucket_groups);
+}
+
 KPAR_TEST(history_median_and_pruning)
 {
 	sqlite3 *db = open_db();
@@ -771,6 +861,7 @@ KPAR_TEST_MAIN(
 	KPAR_CASE(split_refinement_beats_plain_lpt),
 	KPAR_CASE(split_for_workers_guarantees),
 	KPAR_CASE(split_for_workers_dispatches_near_bound),
+	KPAR_CASE(split_grouped_keeps_groups_together),
 	KPAR_CASE(history_median_and_pruning),
 	KPAR_CASE(history_rejects_bad_input),
 	KPAR_CASE(history_database_errors),
