@@ -44,6 +44,7 @@
 
 /* --- settings --- */
 
+/* A duration setting; "" keeps *out. */
 static int parse_setting(const char *var, const char *v, long *out,
 			 int (*parse)(const char *, long *))
 {
@@ -52,6 +53,18 @@ static int parse_setting(const char *var, const char *v, long *out,
 	if (*v && (rc = parse(v, out)) < 0)
 		return kpar_error_prefix(rc, "%s", var);
 	return 0;
+}
+
+int kpar_cache_gc_policy_conf(struct kpar_cache_gc_policy *p, const struct kpar_conf *c)
+{
+	int rc;
+
+	if (*c->cache_max_size && (rc = kpar_cache_parse_size(c->cache_max_size, &p->max_size)) < 0)
+		return kpar_error_prefix(rc, "KPAR_CACHE_MAX_SIZE");
+	if ((rc = parse_setting("KPAR_CACHE_MAX_AGE", c->cache_max_age, &p->max_age,
+				kpar_cache_parse_age)) < 0)
+		return rc;
+	return parse_setting("KPAR_CACHE_GC_GRACE", c->cache_gc_grace, &p->grace, kpar_cache_parse_age);
 }
 
 int kpar_cache_opts_conf(struct kpar_cache_opts *o, const struct kpar_conf *c)

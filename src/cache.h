@@ -217,6 +217,10 @@ struct kpar_cache_gc_policy {
 	int dry_run;                    /* report, remove nothing */
 };
 
+/* Applies KPAR_CACHE_MAX_SIZE, _MAX_AGE and _GC_GRACE as conf.c read them
+ * over p's values; a value that does not parse is an error naming it. */
+int kpar_cache_gc_policy_conf(struct kpar_cache_gc_policy *p, const struct kpar_conf *c);
+
 struct kpar_cache_gc_result {
 	uint64_t removed, freed;        /* entries removed, blob bytes freed */
 	uint64_t kept_in_use;           /* entries kept because the build uses them */

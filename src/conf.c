@@ -126,12 +126,11 @@ static int assign(struct kpar_conf *c, const struct setting *s, const char *valu
 		long v;
 		errno = 0;
 		v = strtol(value, &end, 10);
-		if (s->max && (errno || end == value || *end || v < s->min || v > s->max))
-			return kpar_error_set(KPAR_EINVAL, "%s: '%s' is not a whole number from %ld to %ld",
-					      origin, value, s->min, s->max);
-		if (errno || end == value || *end || v < s->min)
-			return kpar_error_set(KPAR_EINVAL, "%s: '%s' is not a whole number >= %ld",
-					      origin, value, s->min);
+		if (errno || end == value || *end || v < s->min || (s->max && v > s->max))
+			return s->max ? kpar_error_set(KPAR_EINVAL, "%s: '%s' is not a whole number "
+						       "from %ld to %ld", origin, value, s->min, s->max)
+				      : kpar_error_set(KPAR_EINVAL, "%s: '%s' is not a whole number >= %ld",
+						       origin, value, s->min);
 		*(long *)base = v;
 		return 0;
 	}
@@ -139,12 +138,11 @@ static int assign(struct kpar_conf *c, const struct setting *s, const char *valu
 		double v;
 		errno = 0;
 		v = strtod(value, &end);
-		if (s->max && (errno || end == value || *end || !(v >= 0) || v > (double)s->max))
-			return kpar_error_set(KPAR_EINVAL, "%s: '%s' is not a number from 0 to %ld",
-					      origin, value, s->max);
-		if (errno || end == value || *end || !(v >= 0))
-			return kpar_error_set(KPAR_EINVAL, "%s: '%s' is not a number >= 0",
-					      origin, value);
+		if (errno || end == value || *end || !(v >= 0) || (s->max && v > (double)s->max))
+			return s->max ? kpar_error_set(KPAR_EINVAL, "%s: '%s' is not a number from 0 to %ld",
+						       origin, value, s->max)
+				      : kpar_error_set(KPAR_EINVAL, "%s: '%s' is not a number >= 0",
+						       origin, value);
 		*(double *)base = v;
 		return 0;
 	}

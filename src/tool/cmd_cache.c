@@ -77,9 +77,8 @@ struct args {
 	const char *sub;
 	struct kpar_cache_opts opts;
 	const char *sha256, *name, *from, *stamp;
-	int check, json, dry_run, replace, all;
-	uint64_t max_size;
-	long max_age, grace;
+	int check, json, replace, all;
+	struct kpar_cache_gc_policy gc;  /* limits and dry_run; keep is filled by do_gc */
 	struct kpar_strv keep_lists, used_lists, pos;
 };
 
@@ -99,25 +98,6 @@ static void human(uint64_t n, char *out, size_t len)
 		snprintf(out, len, "%.1f %s", v, units[u]);
 }
 
-/* gc's limits from their settings; "" keeps the default. */
-static int setting_size(const char *var, const char *v, uint64_t *out)
-{
-	int rc;
-
-	if (*v && (rc = kpar_cache_parse_size(v, out)) < 0)
-		return kpar_error_prefix(rc, "%s", var);
-	return 0;
-}
-
-static int setting_age(const char *var, const char *v, long *out)
-{
-	int rc;
-
-	if (*v && (rc = kpar_cache_parse_age(v, out)) < 0)
-		return kpar_error_prefix(rc, "%s", var);
-	return 0;
-}
-
 /* The KPAR_CACHE_* settings (conf.c reads them); options override them. */
 static int settings(struct args *a)
 {
@@ -125,10 +105,8 @@ static int settings(struct args *a)
 	int rc;
 
 	if ((rc = kpar_conf_load(&conf)) == 0 &&
-	    (rc = kpar_cache_opts_conf(&a->opts, &conf)) == 0 &&
-	    (rc = setting_size("KPAR_CACHE_MAX_SIZE", conf.cache_max_size, &a->max_size)) == 0 &&
-	    (rc = setting_age("KPAR_CACHE_MAX_AGE", conf.cache_max_age, &a->max_age)) == 0)
-		rc = setting_age("KPAR_CACHE_GC_GRACE", conf.cache_gc_grace, &a->grace);
+	    (rc = kpar_cache_opts_conf(&a->opts, &conf)) == 0)
+		rc = kpar_cache_gc_policy_conf(&a->gc, &conf);
 	kpar_curl_set_library(conf.libcurl);
 	kpar_conf_free(&conf);
 	return rc;
@@ -298,7 +276,7 @@ static int do_gc(struct args *a, struct kpar_cache *c)
 	size_t i;
 	int rc = 0;
 
-	memset(&p, 0, sizeof p);
+	p = a->gc;
 	for (i = 0; i < a->keep_lists.n && rc == 0; i++) {
 		rc = kpar_cache_used_list_read(a->keep_lists.v[i], &keep);
 		if (rc == KPAR_ENOTFOUND) {
@@ -309,18 +287,14 @@ static int do_gc(struct args *a, struct kpar_cache *c)
 	}
 	if (rc < 0)
 		goto done;
-	p.max_size = a->max_size;
-	p.max_age = a->max_age;
-	p.grace = a->grace;
 	p.keep = &keep;
-	p.dry_run = a->dry_run;
 	if ((rc = kpar_cache_gc(c, &p, &r)) < 0)
 		goto done;
 	human(r.freed, b1, sizeof b1);
 	human(r.bytes_after, b2, sizeof b2);
 	printf("%s%" PRIu64 " entries (%s), %" PRIu64 " unindexed blobs, %" PRIu64
 	       " stale downloads; kept %" PRIu64 " in use; now %" PRIu64 " entries, %s\n",
-	       a->dry_run ? "would remove " : "removed ", r.removed, b1, r.orphans, r.partials,
+	       a->gc.dry_run ? "would remove " : "removed ", r.removed, b1, r.orphans, r.partials,
 	       r.kept_in_use, r.entries_after, b2);
 done:
 	kpar_strv_free(&keep);
@@ -410,9 +384,9 @@ int kpar_cmd_cache(int argc, char **argv)
 
 	memset(&a, 0, sizeof a);
 	kpar_cache_opts_init(&a.opts);
-	a.max_size = (uint64_t)10 << 30;
-	a.max_age = 90L * 86400;
-	a.grace = 3600;
+	a.gc.max_size = (uint64_t)10 << 30;
+	a.gc.max_age = 90L * 86400;
+	a.gc.grace = 3600;
 	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0) {
 		usage(argc < 2 ? stderr : stdout);
 		return argc < 2 ? 2 : 0;
@@ -433,25 +407,25 @@ int kpar_cmd_cache(int argc, char **argv)
 		case O_CHECK: a.check = 1; break;
 		case O_JSON: a.json = 1; break;
 		case O_MAX_SIZE:
-			if ((rc = kpar_cache_parse_size(optarg, &a.max_size)) < 0) {
+			if ((rc = kpar_cache_parse_size(optarg, &a.gc.max_size)) < 0) {
 				kpar_error_prefix(rc, "--max-size");
 				goto fail;
 			}
 			break;
 		case O_MAX_AGE:
-			if ((rc = kpar_cache_parse_age(optarg, &a.max_age)) < 0) {
+			if ((rc = kpar_cache_parse_age(optarg, &a.gc.max_age)) < 0) {
 				kpar_error_prefix(rc, "--max-age");
 				goto fail;
 			}
 			break;
 		case O_GRACE:
-			if ((rc = kpar_cache_parse_age(optarg, &a.grace)) < 0) {
+			if ((rc = kpar_cache_parse_age(optarg, &a.gc.grace)) < 0) {
 				kpar_error_prefix(rc, "--grace");
 				goto fail;
 			}
 			break;
 		case O_KEEP_LIST: kpar_strv_push(&a.keep_lists, optarg); break;
-		case O_DRY_RUN: a.dry_run = 1; break;
+		case O_DRY_RUN: a.gc.dry_run = 1; break;
 		case O_USED_LIST: kpar_strv_push(&a.used_lists, optarg); break;
 		case O_REPLACE: a.replace = 1; break;
 		case O_FROM: a.from = optarg; break;
