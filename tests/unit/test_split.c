@@ -24,6 +24,21 @@ static uint64_t rng_next(void)
 	return z ^ (z >> 31);
 }
 
+/* perm = a random permutation of 0..n-1 (Fisher-Yates). */
+static void shuffle(size_t *perm, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		perm[i] = i;
+	for (i = n - 1; i > 0; i--) {
+		size_t j = rng_next() % (i + 1), t = perm[i];
+
+		perm[i] = perm[j];
+		perm[j] = t;
+	}
+}
+
 static double rng_unit(void)
 {
 	return (double)(rng_next() >> 11) / 9007199254740992.0;
@@ -136,14 +151,7 @@ KPAR_TEST(split_independent_of_input_order)
 		for (round = 0; round < 10; round++) {
 			size_t mismatches = 0;
 
-			for (i = 0; i < n; i++)
-				perm[i] = i;
-			for (i = n - 1; i > 0; i--) {
-				size_t j = rng_next() % (i + 1), t = perm[i];
-
-				perm[i] = perm[j];
-				perm[j] = t;
-			}
+			shuffle(perm, n);
 			for (i = 0; i < n; i++) {
 				ids2[i] = ids[perm[i]];
 				sec2[i] = sec[perm[i]];
@@ -343,14 +351,7 @@ KPAR_TEST(split_for_workers_guarantees)
 		for (round = 0; round < 5; round++) {
 			size_t mismatches = 0;
 
-			for (i = 0; i < n; i++)
-				perm[i] = i;
-			for (i = n - 1; i > 0; i--) {
-				size_t j = rng_next() % (i + 1), t = perm[i];
-
-				perm[i] = perm[j];
-				perm[j] = t;
-			}
+			shuffle(perm, n);
 			for (i = 0; i < n; i++) {
 				ids2[i] = ids[perm[i]];
 				sec2[i] = sec[perm[i]];
