@@ -31,9 +31,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "buf.h"
-#include "cache.h"
-#include "error.h"
+#include "base/buf.h"
+#include "cache/cache.h"
+#include "base/error.h"
 #include "plugin/cache_fn.h"
 
 static struct kpar_strv defined;        /* paths that already have their rule */

@@ -27,13 +27,13 @@
 
 #include <gnumake.h>
 
-#include "buf.h"
+#include "base/buf.h"
 #include "plugin/cache_fn.h"
-#include "digest.h"
-#include "error.h"
-#include "split.h"
-#include "state.h"
-#include "testlist.h"
+#include "base/digest.h"
+#include "base/error.h"
+#include "run/split.h"
+#include "run/state.h"
+#include "run/testlist.h"
 
 #define EXPORT __attribute__((visibility("default")))
 

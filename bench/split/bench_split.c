@@ -44,10 +44,10 @@
 
 #include <sqlite3.h>
 
-#include "buf.h"
-#include "error.h"
-#include "fs.h"
-#include "split.h"
+#include "base/buf.h"
+#include "base/error.h"
+#include "base/fs.h"
+#include "run/split.h"
 
 struct suite {
 	char **ids;

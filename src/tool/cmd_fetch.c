@@ -8,11 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "buf.h"
-#include "cache.h"
-#include "conf.h"
-#include "curl_load.h"
-#include "error.h"
+#include "base/buf.h"
+#include "cache/cache.h"
+#include "base/conf.h"
+#include "base/curl_load.h"
+#include "base/error.h"
 #include "tool/cmds.h"
 
 static void usage(FILE *out)

@@ -14,15 +14,15 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "buf.h"
-#include "conf.h"
-#include "curl_load.h"
-#include "error.h"
-#include "fs.h"
-#include "image.h"
-#include "imageref.h"
-#include "layer.h"
-#include "registry.h"
+#include "base/buf.h"
+#include "base/conf.h"
+#include "base/curl_load.h"
+#include "base/error.h"
+#include "base/fs.h"
+#include "image/image.h"
+#include "image/imageref.h"
+#include "image/layer.h"
+#include "image/registry.h"
 #include "tool/cmds.h"
 
 static const char usage[] =

@@ -5,11 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "buf.h"
-#include "conf.h"
-#include "error.h"
-#include "fs.h"
-#include "testlist.h"
+#include "base/buf.h"
+#include "base/conf.h"
+#include "base/error.h"
+#include "base/fs.h"
+#include "run/testlist.h"
 #include "tool/cmds.h"
 
 static const char usage[] =

@@ -4,9 +4,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "conf.h"
-#include "error.h"
-#include "plan.h"
+#include "base/conf.h"
+#include "base/error.h"
+#include "run/plan.h"
 #include "tool/cmds.h"
 
 static const char usage[] =

@@ -15,15 +15,15 @@
 #include <sys/file.h>
 #include <unistd.h>
 
-#include "conf.h"
-#include "error.h"
-#include "fs.h"
-#include "local.h"
-#include "plan.h"
-#include "progress.h"
-#include "record.h"
-#include "report.h"
-#include "state.h"
+#include "base/conf.h"
+#include "base/error.h"
+#include "base/fs.h"
+#include "run/local.h"
+#include "run/plan.h"
+#include "base/progress.h"
+#include "run/record.h"
+#include "run/report.h"
+#include "run/state.h"
 #include "tool/cmds.h"
 
 static const char usage[] =

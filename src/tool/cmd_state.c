@@ -4,10 +4,10 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "buf.h"
-#include "conf.h"
-#include "error.h"
-#include "state.h"
+#include "base/buf.h"
+#include "base/conf.h"
+#include "base/error.h"
+#include "run/state.h"
 #include "tool/cmds.h"
 
 static const char usage[] =

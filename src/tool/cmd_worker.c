@@ -16,14 +16,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "buf.h"
-#include "conf.h"
-#include "error.h"
-#include "fs.h"
-#include "junit.h"
-#include "record.h"
+#include "base/buf.h"
+#include "base/conf.h"
+#include "base/error.h"
+#include "base/fs.h"
+#include "run/junit.h"
+#include "run/record.h"
 #include "tool/cmds.h"
-#include "worker.h"
+#include "run/worker.h"
 
 static const char usage_text[] =
 	"usage: kpar worker [options] [ID...]\n"

@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "error.h"
+#include "base/error.h"
 #include "tool/cmds.h"
 
 int kpar_tool_fail(const char *cmd, int rc)

@@ -6,9 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "buf.h"
-#include "error.h"
-#include "record.h"
+#include "base/buf.h"
+#include "base/error.h"
+#include "run/record.h"
 
 int main(void)
 {

@@ -23,15 +23,15 @@
 
 #include <cjson/cJSON.h>
 
-#include "buf.h"
-#include "conf.h"
-#include "curl_load.h"
-#include "digest.h"
-#include "dockercfg.h"
-#include "error.h"
-#include "fs.h"
-#include "imageref.h"
-#include "registry.h"
+#include "base/buf.h"
+#include "base/conf.h"
+#include "base/curl_load.h"
+#include "base/digest.h"
+#include "image/dockercfg.h"
+#include "base/error.h"
+#include "base/fs.h"
+#include "image/imageref.h"
+#include "image/registry.h"
 
 static int fail(void)
 {

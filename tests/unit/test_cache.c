@@ -16,12 +16,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "buf.h"
-#include "cache.h"
-#include "conf.h"
-#include "digest.h"
-#include "error.h"
-#include "fs.h"
+#include "base/buf.h"
+#include "cache/cache.h"
+#include "base/conf.h"
+#include "base/digest.h"
+#include "base/error.h"
+#include "base/fs.h"
 #include "test.h"
 
 static char *tmp_root;

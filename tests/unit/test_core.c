@@ -8,14 +8,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "buf.h"
-#include "conf.h"
-#include "digest.h"
-#include "error.h"
-#include "fs.h"
-#include "record.h"
-#include "state.h"
-#include "testlist.h"
+#include "base/buf.h"
+#include "base/conf.h"
+#include "base/digest.h"
+#include "base/error.h"
+#include "base/fs.h"
+#include "run/record.h"
+#include "run/state.h"
+#include "run/testlist.h"
 #include "test.h"
 
 static char tmpdir[256];

@@ -7,11 +7,11 @@
 
 #include <expat.h>
 
-#include "buf.h"
-#include "error.h"
-#include "fs.h"
-#include "junit.h"
-#include "record.h"
+#include "base/buf.h"
+#include "base/error.h"
+#include "base/fs.h"
+#include "run/junit.h"
+#include "run/record.h"
 #include "test.h"
 
 static char dir[64];

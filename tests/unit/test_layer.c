@@ -20,11 +20,11 @@
 #include <archive_entry.h>
 #include <zlib.h>
 
-#include "buf.h"
-#include "digest.h"
-#include "error.h"
-#include "fs.h"
-#include "layer.h"
+#include "base/buf.h"
+#include "base/digest.h"
+#include "base/error.h"
+#include "base/fs.h"
+#include "image/layer.h"
 #include "test.h"
 
 static char *tmpdir(void)

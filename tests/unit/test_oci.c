@@ -5,11 +5,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "buf.h"
-#include "digest.h"
-#include "error.h"
-#include "fs.h"
-#include "oci.h"
+#include "base/buf.h"
+#include "base/digest.h"
+#include "base/error.h"
+#include "base/fs.h"
+#include "image/oci.h"
 #include "test.h"
 
 #define D(c) "sha256:" c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c \

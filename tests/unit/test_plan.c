@@ -7,13 +7,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "buf.h"
-#include "conf.h"
-#include "error.h"
-#include "fs.h"
-#include "plan.h"
-#include "record.h"
-#include "state.h"
+#include "base/buf.h"
+#include "base/conf.h"
+#include "base/error.h"
+#include "base/fs.h"
+#include "run/plan.h"
+#include "run/record.h"
+#include "run/state.h"
 #include "test.h"
 
 static char dir[256];

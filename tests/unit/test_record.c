@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "buf.h"
-#include "error.h"
-#include "record.h"
+#include "base/buf.h"
+#include "base/error.h"
+#include "run/record.h"
 #include "test.h"
 
 static const char *const odd_ids[] = {

@@ -3,8 +3,8 @@
 
 #include <stdlib.h>
 
-#include "error.h"
-#include "registry.h"
+#include "base/error.h"
+#include "image/registry.h"
 #include "test.h"
 
 KPAR_TEST(challenge_bearer)

@@ -5,10 +5,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "buf.h"
-#include "dockercfg.h"
-#include "error.h"
-#include "fs.h"
+#include "base/buf.h"
+#include "image/dockercfg.h"
+#include "base/error.h"
+#include "base/fs.h"
 #include "test.h"
 
 static char *tmpdir;

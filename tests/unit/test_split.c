@@ -6,10 +6,10 @@
 #include <stdint.h>
 #include <unistd.h>
 
-#include "buf.h"
-#include "error.h"
-#include "fs.h"
-#include "split.h"
+#include "base/buf.h"
+#include "base/error.h"
+#include "base/fs.h"
+#include "run/split.h"
 #include "test.h"
 
 /* A small deterministic PRNG (splitmix64), so the tests need no seed. */

@@ -7,12 +7,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "buf.h"
-#include "error.h"
-#include "fs.h"
-#include "proc.h"
-#include "record.h"
-#include "worker.h"
+#include "base/buf.h"
+#include "base/error.h"
+#include "base/fs.h"
+#include "run/proc.h"
+#include "run/record.h"
+#include "run/worker.h"
 #include "test.h"
 
 static char root[64];

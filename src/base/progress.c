@@ -1,0 +1,84 @@
+/* progress.c - the live progress line and its plain-text fallback. */
+#include "config.h"
+
+#include <stdarg.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/progress.h"
+
+double kpar_progress_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+void kpar_progress_init(struct kpar_progress *p, FILE *out, const char *mode, size_t total, long workers)
+{
+	memset(p, 0, sizeof *p);
+	p->out = out;
+	p->total = total;
+	p->workers = workers > 0 ? workers : 1;
+	p->scale = 1.0;
+	p->started = kpar_progress_now();
+	if (strcmp(mode, "always") == 0)
+		p->live = 1;
+	else if (strcmp(mode, "auto") == 0)
+		p->live = isatty(fileno(out));
+}
+
+static void fmt_time(char *buf, size_t n, double s)
+{
+	long t = (long)(s + 0.5);
+	if (t >= 3600)
+		snprintf(buf, n, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
+	else
+		snprintf(buf, n, "%ld:%02ld", t / 60, t % 60);
+}
+
+static void draw(struct kpar_progress *p)
+{
+	char el[32], eta[32];
+	size_t pending = p->total - p->done - p->running;
+	double left = p->est_remaining * p->scale / (double)p->workers;
+
+	fmt_time(el, sizeof el, kpar_progress_now() - p->started);
+	fmt_time(eta, sizeof eta, left);
+	fprintf(p->out, "\r\033[Kkpar: buckets %zu/%zu done, %zu running, %zu pending | %zu tests, %zu failed | %s elapsed, ~%s left",
+		p->done, p->total, p->running, pending, p->tests_done, p->failed_tests, el, eta);
+	fflush(p->out);
+	p->shown = 1;
+}
+
+void kpar_progress_tick(struct kpar_progress *p)
+{
+	if (p->live)
+		draw(p);
+}
+
+void kpar_progress_line(struct kpar_progress *p, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (p->live && p->shown)
+		fputs("\r\033[K", p->out);
+	va_start(ap, fmt);
+	vfprintf(p->out, fmt, ap);
+	va_end(ap);
+	fputc('\n', p->out);
+	if (p->live)
+		draw(p);
+	else
+		fflush(p->out);
+}
+
+void kpar_progress_end(struct kpar_progress *p)
+{
+	if (p->live && p->shown) {
+		draw(p);
+		fputc('\n', p->out);
+		fflush(p->out);
+	}
+}

@@ -1,0 +1,463 @@
+/* local.c - the local backend's scheduler (see local.h).
+ *
+ * Signals: the scheduler blocks SIGCHLD, SIGINT, SIGTERM and SIGHUP and
+ * takes them synchronously with sigtimedwait, which also gives the one-second
+ * tick for the progress line; no handler runs asynchronously, so there is
+ * no async-signal-safety to get wrong.  Children get the default mask back
+ * before exec.  Workers die with the scheduler (PR_SET_PDEATHSIG), so a
+ * kill -9 of the scheduler leaves no orphan writing into the state dir.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/buf.h"
+#include "base/error.h"
+#include "base/fs.h"
+#include "run/local.h"
+#include "run/record.h"
+
+struct slot {
+	pid_t pid;        /* 0 = free */
+	int bucket;       /* 1-based */
+	double started;   /* monotonic */
+};
+
+struct sched {
+	const struct kpar_conf *c;
+	const struct kpar_plan *p;
+	struct kpar_state *st;
+	long long run;
+	struct kpar_progress *prog;
+	struct kpar_local_stats *stats;
+	struct slot *slots;
+	long nslots;
+	int *queue;       /* pending buckets, front first */
+	size_t qhead, qlen, qcap;
+	int *attempts;    /* per bucket, 1-based */
+	char *self;
+	char *rundir_results, *rundir_logs, *rundir_work;
+};
+
+/* The worker program: kpar-worker beside this executable when it is there
+ * (it links only what a worker needs and starts about 4x faster than the
+ * full tool, which counts once per bucket), else this executable itself. */
+static char *worker_exe(void)
+{
+	char buf[4096], *slash, *w;
+	ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+
+	if (n <= 0)
+		return NULL;
+	buf[n] = '\0';
+	slash = strrchr(buf, '/');
+	if (slash) {
+		w = kpar_xasprintf("%.*s/kpar-worker", (int)(slash - buf), buf);
+		if (access(w, X_OK) == 0)
+			return w;
+		free(w);
+	}
+	return kpar_xstrdup(buf);
+}
+
+static void queue_push_front(struct sched *s, int bucket)
+{
+	if (s->qhead > 0) {
+		s->queue[--s->qhead] = bucket;
+		s->qlen++;
+		return;
+	}
+	memmove(s->queue + 1, s->queue, s->qlen * sizeof *s->queue);
+	s->queue[0] = bucket;
+	s->qlen++;
+}
+
+static char *bucket_path(const char *dir, int bucket, const char *suffix)
+{
+	return kpar_xasprintf("%s/test-group-%d%s", dir, bucket, suffix);
+}
+
+static int spawn(struct sched *s, struct slot *sl, long slot_no, int bucket)
+{
+	char *bucket_file = NULL, *out = NULL, *log = NULL, *work = NULL, *name = NULL;
+	char *buckets_dir = kpar_conf_path(s->c, "buckets");
+	char num[32], att[32];
+	pid_t pid;
+	int rc = 0;
+
+	bucket_file = bucket_path(buckets_dir, bucket, "");
+	out = bucket_path(s->rundir_results, bucket, ".rec");
+	log = bucket_path(s->rundir_logs, bucket, ".log");
+	work = kpar_xasprintf("%s/w%ld", s->rundir_work, slot_no + 1);
+	name = kpar_xasprintf("local-w%ld", slot_no + 1);
+	snprintf(num, sizeof num, "%d", bucket);
+	snprintf(att, sizeof att, "%d", s->attempts[bucket]);
+	/* A record left by an earlier attempt must not pass for this one's. */
+	unlink(out);
+
+	pid = fork();
+	if (pid < 0) {
+		rc = kpar_error_errno(KPAR_EIO, "cannot start a worker for bucket %d", bucket);
+		goto done;
+	}
+	if (pid == 0) {
+		sigset_t none;
+		int fd;
+		char *argv[] = { "kpar", "worker", "--bucket-file", bucket_file, "--bucket", num,
+				 "--attempt", att, "--plan", s->p->digest, "--root", s->c->root,
+				 "--workdir", work, "--output", out, "--name", name, NULL };
+
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (getppid() == 1)
+			_exit(125);
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		/* Own process group: a terminal's Ctrl-C reaches the scheduler,
+		 * which then stops each worker in order and records the run as
+		 * resumable, instead of everything dying at once. */
+		setpgid(0, 0);
+		fd = open("/dev/null", O_RDONLY);
+		if (fd >= 0)
+			dup2(fd, 0);
+		fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0644);
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		execv(s->self, argv);
+		fprintf(stderr, "kpar: cannot execute '%s': %s\n", s->self, strerror(errno));
+		_exit(127);
+	}
+	sl->pid = pid;
+	sl->bucket = bucket;
+	sl->started = kpar_progress_now();
+	kpar_state_bucket_mark(s->st, s->run, bucket, "running", name, s->attempts[bucket]);
+	s->prog->running++;
+done:
+	free(bucket_file);
+	free(out);
+	free(log);
+	free(work);
+	free(name);
+	free(buckets_dir);
+	return rc;
+}
+
+/* Last lines of a worker's log, for the error a lost bucket reports. */
+static char *log_tail(const char *path, size_t max)
+{
+	char *text = NULL, *t;
+	size_t len = 0;
+
+	if (kpar_fs_read_all(path, &text, &len) < 0) {
+		kpar_error_clear();
+		return kpar_xstrdup("(no worker log)");
+	}
+	t = kpar_xstrdup(len > max ? text + len - max : text);
+	free(text);
+	return t;
+}
+
+/* A bucket whose worker kept dying still gets a result for every test, so
+ * the report covers each test exactly once and the verdict is a failure. */
+static int collect_lost(struct sched *s, int bucket, const char *why)
+{
+	const struct kpar_plan_bucket *pb = &s->p->buckets[bucket - 1];
+	struct kpar_bucket_result r;
+	char *log = bucket_path(s->rundir_logs, bucket, ".log");
+	char *tail = log_tail(log, 2000);
+	char *msg = kpar_xasprintf("kpar: worker for bucket %d failed %d times (%s); test not run.\n"
+				   "worker log %s ends with:\n%s", bucket, s->attempts[bucket], why, log, tail);
+	size_t i;
+	int rc;
+
+	memset(&r, 0, sizeof r);
+	r.plan = kpar_xstrdup(s->p->digest);
+	r.bucket = bucket;
+	r.attempt = s->attempts[bucket];
+	r.worker = kpar_xstrdup("local");
+	r.started = r.finished = (double)time(NULL);
+	for (i = 0; i < pb->tests.n; i++) {
+		struct kpar_test_result *t = kpar_bucket_result_add(&r, pb->tests.v[i], KPAR_ERROR, 0,
+								    msg, strlen(msg));
+		t->exit_code = -1;
+		t->attempts = 0;
+	}
+	rc = kpar_state_collect(s->st, s->run, &r);
+	kpar_bucket_result_free(&r);
+	free(log);
+	free(tail);
+	free(msg);
+	s->stats->lost++;
+	return rc;
+}
+
+static int collect(struct sched *s, struct slot *sl, int status)
+{
+	int bucket = sl->bucket, rc = 0;
+	char *rec = bucket_path(s->rundir_results, bucket, ".rec");
+	char *text = NULL, why[256] = "";
+	size_t len = 0, i, failed = 0;
+	struct kpar_bucket_result r;
+	double took = kpar_progress_now() - sl->started;
+	const struct kpar_plan_bucket *pb = &s->p->buckets[bucket - 1];
+
+	memset(&r, 0, sizeof r);
+	s->prog->running--;
+	sl->pid = 0;
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+		if (kpar_fs_read_all(rec, &text, &len) < 0) {
+			snprintf(why, sizeof why, "no result record");
+		} else if (kpar_record_decode(text, len, &r) < 0) {
+			snprintf(why, sizeof why, "damaged record: %.200s", kpar_error_last());
+		} else if (r.bucket != bucket || !r.plan || strcmp(r.plan, s->p->digest) != 0) {
+			snprintf(why, sizeof why, "record is for another bucket or plan");
+		} else if (kpar_local_record_covers(&r, &pb->tests, why, sizeof why) < 0) {
+			/* why names the missing test */
+		}
+		kpar_error_clear();
+	} else if (WIFEXITED(status)) {
+		snprintf(why, sizeof why, "worker exited with status %d", WEXITSTATUS(status));
+	} else {
+		snprintf(why, sizeof why, "worker killed by signal %d", WTERMSIG(status));
+	}
+	free(text);
+
+	if (*why) {
+		s->stats->worker_failures++;
+		kpar_bucket_result_free(&r);
+		free(rec);
+		if (s->attempts[bucket] <= s->c->worker_retries) {
+			kpar_progress_line(s->prog, "kpar: bucket %d: %s; retrying (attempt %d)",
+					   bucket, why, s->attempts[bucket] + 1);
+			s->attempts[bucket]++;
+			kpar_state_bucket_mark(s->st, s->run, bucket, "pending", NULL, s->attempts[bucket] - 1);
+			queue_push_front(s, bucket);
+			return 0;
+		}
+		kpar_progress_line(s->prog, "kpar: bucket %d: %s; giving up after %d attempts",
+				   bucket, why, s->attempts[bucket]);
+		rc = collect_lost(s, bucket, why);
+		s->prog->done++;
+		s->prog->failed_tests += pb->tests.n;
+		s->prog->tests_done += pb->tests.n;
+		s->prog->est_remaining -= pb->estimate;
+		return rc;
+	}
+	if ((rc = kpar_state_collect(s->st, s->run, &r)) < 0) {
+		kpar_bucket_result_free(&r);
+		free(rec);
+		return rc;
+	}
+	for (i = 0; i < r.ntests; i++)
+		if (r.tests[i].status == KPAR_FAIL || r.tests[i].status == KPAR_ERROR)
+			failed++;
+	s->stats->collected++;
+	s->prog->done++;
+	s->prog->tests_done += r.ntests;
+	s->prog->failed_tests += failed;
+	s->prog->est_remaining -= pb->estimate;
+	if (pb->estimate > 0) {
+		/* Smooth the observed/estimated ratio so the ETA adapts to a
+		 * machine slower or faster than the history says. */
+		double ratio = took / pb->estimate;
+		s->prog->scale = s->stats->collected == 1 ? ratio : 0.7 * s->prog->scale + 0.3 * ratio;
+	}
+	kpar_progress_line(s->prog, "kpar: bucket %d/%zu done: %zu tests, %zu failed, %.1fs [%s]",
+			   bucket, s->p->nbuckets, r.ntests, failed, took, r.worker ? r.worker : "?");
+	kpar_bucket_result_free(&r);
+	free(rec);
+	return 0;
+}
+
+static int cmp_id(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int kpar_local_record_covers(const struct kpar_bucket_result *r, const struct kpar_strv *tests,
+			     char *why, size_t whylen)
+{
+	char **ids = kpar_xcalloc(r->ntests ? r->ntests : 1, sizeof *ids);
+	size_t i;
+	int rc = 0;
+
+	/* A batch command's JUnit may add testcases; it must not lose any. */
+	for (i = 0; i < r->ntests; i++)
+		ids[i] = r->tests[i].id;
+	qsort(ids, r->ntests, sizeof *ids, cmp_id);
+	for (i = 0; i < tests->n; i++) {
+		const char *key = tests->v[i];
+		if (!bsearch(&key, ids, r->ntests, sizeof *ids, cmp_id)) {
+			snprintf(why, whylen, "record lacks test '%.150s'", key);
+			rc = -1;
+			break;
+		}
+	}
+	free(ids);
+	return rc;
+}
+
+static struct slot *find_slot(struct sched *s, pid_t pid)
+{
+	long i;
+
+	for (i = 0; i < s->nslots; i++)
+		if (s->slots[i].pid == pid)
+			return &s->slots[i];
+	return NULL;
+}
+
+static long running(const struct sched *s)
+{
+	long i, n = 0;
+
+	for (i = 0; i < s->nslots; i++)
+		n += s->slots[i].pid != 0;
+	return n;
+}
+
+static void stop_all(struct sched *s, int sig)
+{
+	long i;
+
+	for (i = 0; i < s->nslots; i++)
+		if (s->slots[i].pid > 0)
+			kill(-s->slots[i].pid, sig);
+}
+
+int kpar_local_run(const struct kpar_conf *c, const struct kpar_plan *p, struct kpar_state *st,
+		   long long run, const unsigned char *skip, struct kpar_progress *prog,
+		   struct kpar_local_stats *stats)
+{
+	struct sched s;
+	sigset_t mask, old;
+	int rc = 0, interrupted = 0;
+	double stop_deadline = 0;
+	size_t i;
+
+	memset(&s, 0, sizeof s);
+	memset(stats, 0, sizeof *stats);
+	s.c = c;
+	s.p = p;
+	s.st = st;
+	s.run = run;
+	s.prog = prog;
+	s.stats = stats;
+	s.self = worker_exe();
+	if (!s.self)
+		return kpar_error_errno(KPAR_EIO, "cannot find the kpar executable (/proc/self/exe)");
+	s.rundir_results = kpar_conf_path(c, "results");
+	s.rundir_logs = kpar_conf_path(c, "logs");
+	s.rundir_work = kpar_conf_path(c, "work");
+	if ((rc = kpar_fs_mkdir_p(s.rundir_results, 0755)) < 0 ||
+	    (rc = kpar_fs_mkdir_p(s.rundir_logs, 0755)) < 0 ||
+	    (rc = kpar_fs_mkdir_p(s.rundir_work, 0755)) < 0)
+		goto out;
+	s.nslots = c->workers;
+	s.slots = kpar_xcalloc((size_t)s.nslots, sizeof *s.slots);
+	s.qcap = p->nbuckets + 1;
+	s.queue = kpar_xcalloc(s.qcap, sizeof *s.queue);
+	s.attempts = kpar_xcalloc(p->nbuckets + 1, sizeof *s.attempts);
+	for (i = 1; i <= p->nbuckets; i++) {
+		if (skip && skip[i])
+			continue;
+		s.queue[s.qlen++] = (int)i;
+		s.attempts[i] = 1;
+		prog->est_remaining += p->buckets[i - 1].estimate;
+	}
+
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGCHLD);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGHUP);
+	sigprocmask(SIG_BLOCK, &mask, &old);
+
+	for (;;) {
+		struct timespec tick = { 1, 0 };
+		siginfo_t info;
+		int sig;
+		long free_slot;
+
+		while (!interrupted && rc == 0 && s.qlen > 0 && running(&s) < s.nslots) {
+			for (free_slot = 0; s.slots[free_slot].pid; free_slot++)
+				;
+			rc = spawn(&s, &s.slots[free_slot], free_slot, s.queue[s.qhead]);
+			s.qhead++;
+			s.qlen--;
+		}
+		if (running(&s) == 0)
+			break;
+		kpar_progress_tick(prog);
+		sig = sigtimedwait(&mask, &info, &tick);
+		if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP) {
+			if (!interrupted)
+				kpar_progress_line(prog, "kpar: interrupted; stopping %ld workers (run stays resumable)",
+						   running(&s));
+			interrupted = 1;
+			stop_all(&s, SIGTERM);
+			stop_deadline = kpar_progress_now() + 10;
+		}
+		if (interrupted && stop_deadline && kpar_progress_now() > stop_deadline) {
+			stop_all(&s, SIGKILL);
+			stop_deadline = 0;
+		}
+		for (;;) {
+			int status;
+			pid_t pid = waitpid(-1, &status, WNOHANG);
+			struct slot *sl;
+			if (pid <= 0)
+				break;
+			sl = find_slot(&s, pid);
+			if (!sl)
+				continue;
+			if (interrupted) {
+				/* A worker that finished its bucket before the
+				 * interrupt landed still counts. */
+				if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+					collect(&s, sl, status);
+				} else {
+					sl->pid = 0;
+					prog->running--;
+					kpar_state_bucket_mark(st, run, sl->bucket, "pending", NULL, s.attempts[sl->bucket]);
+				}
+				continue;
+			}
+			{
+				int crc = collect(&s, sl, status);
+				if (crc < 0 && rc == 0)
+					rc = crc;
+			}
+		}
+		if (rc < 0 && !interrupted) {
+			/* The database refused a collect: stop cleanly rather than
+			 * run buckets whose results could not be kept. */
+			interrupted = 1;
+			stop_all(&s, SIGTERM);
+			stop_deadline = kpar_progress_now() + 10;
+		}
+	}
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	if (interrupted && rc == 0)
+		rc = kpar_error_set(KPAR_EINTR, "interrupted: %zu of %zu buckets collected; "
+				    "`make k8s-test RESUME=1` continues the run", prog->done, prog->total);
+out:
+	free(s.self);
+	free(s.slots);
+	free(s.queue);
+	free(s.attempts);
+	free(s.rundir_results);
+	free(s.rundir_logs);
+	free(s.rundir_work);
+	return rc;
+}

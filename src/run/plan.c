@@ -1,0 +1,429 @@
+/* plan.c - making, writing and reading the plan (plan.json + bucket files). */
+#include "config.h"
+
+#include <dirent.h>
+#include <math.h>
+#include <regex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "base/buf.h"
+#include "base/digest.h"
+#include "base/error.h"
+#include "base/fs.h"
+#include "run/plan.h"
+#include "run/split.h"
+#include "run/state.h"
+#include "run/testlist.h"
+
+#define PLAN_FORMAT 1
+/* Buckets per worker when KPAR_BUCKETS is not set: small enough buckets
+ * that handing them out longest-first to whichever worker frees up absorbs
+ * estimate errors, few enough that per-bucket overhead stays negligible.
+ * bench/split on CPython's suite, second run at 8 workers: 4 per worker
+ * finishes 1.037x above the bound, 8 per worker 1.005x. */
+#define BUCKETS_PER_WORKER 8
+
+void kpar_plan_free(struct kpar_plan *p)
+{
+	size_t i;
+
+	for (i = 0; i < p->nbuckets; i++)
+		kpar_strv_free(&p->buckets[i].tests);
+	free(p->buckets);
+	free(p->key);
+	free(p->digest);
+	free(p->tests_digest);
+	free(p->inputs_digest);
+	memset(p, 0, sizeof *p);
+}
+
+/* Digest of a file, reused from the state database while its size, mtime
+ * and inode are unchanged: `make k8s-test` with nothing changed only stats
+ * the test programs instead of reading them all. */
+static int cached_digest(sqlite3 *db, const char *path, char out[KPAR_DIGEST_STR])
+{
+	struct stat sb;
+	sqlite3_stmt *s = NULL;
+	long long mtime;
+	int rc;
+
+	if (stat(path, &sb) < 0)
+		return kpar_error_errno(KPAR_ENOTFOUND, "cannot stat '%s'", path);
+	mtime = (long long)sb.st_mtim.tv_sec * 1000000000LL + sb.st_mtim.tv_nsec;
+	if (db && sqlite3_prepare_v2(db, "SELECT digest FROM file_digests WHERE path = ?1 AND size = ?2"
+				     " AND mtime_ns = ?3 AND ino = ?4", -1, &s, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(s, 1, path, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(s, 2, (sqlite3_int64)sb.st_size);
+		sqlite3_bind_int64(s, 3, mtime);
+		sqlite3_bind_int64(s, 4, (sqlite3_int64)sb.st_ino);
+		if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_bytes(s, 0) == KPAR_DIGEST_STR - 1) {
+			memcpy(out, sqlite3_column_text(s, 0), KPAR_DIGEST_STR);
+			sqlite3_finalize(s);
+			return 0;
+		}
+	}
+	sqlite3_finalize(s);
+	if ((rc = kpar_digest_file(path, out, NULL)) < 0)
+		return rc;
+	/* A file modified within the mtime granularity of now could change
+	 * again without its mtime moving: don't trust a cache entry for it. */
+	if (db && time(NULL) - sb.st_mtim.tv_sec > 1 &&
+	    sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO file_digests(path, size, mtime_ns, ino, digest)"
+			       " VALUES(?1, ?2, ?3, ?4, ?5)", -1, &s, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(s, 1, path, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(s, 2, (sqlite3_int64)sb.st_size);
+		sqlite3_bind_int64(s, 3, mtime);
+		sqlite3_bind_int64(s, 4, (sqlite3_int64)sb.st_ino);
+		sqlite3_bind_text(s, 5, out, -1, SQLITE_STATIC);
+		sqlite3_step(s);
+		sqlite3_finalize(s);
+	}
+	return 0;
+}
+
+int kpar_plan_inputs_digest(const struct kpar_conf *c, sqlite3 *db, char out[KPAR_DIGEST_STR])
+{
+	struct kpar_strv files = KPAR_STRV_INIT;
+	struct kpar_buf b = KPAR_BUF_INIT;
+	size_t i;
+	int rc;
+
+	if ((rc = kpar_testlist_from_words(c->inputs, &files)) < 0) {
+		kpar_strv_free(&files);
+		return kpar_error_prefix(rc, "KPAR_TEST_INPUTS");
+	}
+	kpar_strv_sort(&files);
+	kpar_strv_uniq(&files);
+	/* Settings that change what a test run does are part of the key;
+	 * worker count and progress display are not. */
+	kpar_buf_printf(&b, "run-cmd\t%s\nrun-mode\t%s\ntimeout\t%g\nretries\t%ld\nroot\t%s\n",
+			c->run_cmd, c->run_mode, c->test_timeout, c->retries, c->root);
+	{
+		/* The tests read these variables: a changed value is a changed input. */
+		struct kpar_strv names = KPAR_STRV_INIT;
+		kpar_testlist_from_words(c->test_env, &names);
+		kpar_strv_sort(&names);
+		kpar_strv_uniq(&names);
+		for (i = 0; i < names.n; i++) {
+			const char *v = getenv(names.v[i]);
+			kpar_buf_printf(&b, "env\t%s\t%s\t", names.v[i], v ? "set" : "unset");
+			if (v)
+				kpar_buf_add(&b, v, strlen(v) + 1);
+			kpar_buf_putc(&b, '\n');
+		}
+		kpar_strv_free(&names);
+	}
+	for (i = 0; i < files.n; i++) {
+		char d[KPAR_DIGEST_STR];
+		char *path = files.v[i][0] == '/' ? kpar_xstrdup(files.v[i]) : kpar_fs_join(c->root, files.v[i]);
+		rc = cached_digest(db, path, d);
+		free(path);
+		if (rc < 0) {
+			kpar_error_prefix(rc, "KPAR_TEST_INPUTS");
+			goto done;
+		}
+		kpar_buf_printf(&b, "file\t%s\t%s\n", files.v[i], d);
+	}
+	kpar_digest_str(b.data, b.len, out);
+done:
+	kpar_strv_free(&files);
+	kpar_buf_free(&b);
+	return rc;
+}
+
+static char *json_str(cJSON *o, const char *key)
+{
+	cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+	return cJSON_IsString(v) ? kpar_xstrdup(v->valuestring) : NULL;
+}
+
+int kpar_plan_load(const char *path, struct kpar_plan *out)
+{
+	char *text = NULL;
+	cJSON *root = NULL, *buckets, *b;
+	size_t i = 0;
+	int rc;
+
+	memset(out, 0, sizeof *out);
+	if ((rc = kpar_fs_read_all(path, &text, NULL)) < 0)
+		return rc;
+	root = cJSON_Parse(text);
+	free(text);
+	if (!root || !cJSON_IsObject(root)) {
+		rc = kpar_error_set(KPAR_EINVAL, "plan '%s' is not valid JSON (run `kpar plan` again)", path);
+		goto done;
+	}
+	out->key = json_str(root, "key");
+	out->digest = json_str(root, "plan");
+	out->tests_digest = json_str(root, "tests_digest");
+	out->inputs_digest = json_str(root, "inputs_digest");
+	buckets = cJSON_GetObjectItemCaseSensitive(root, "buckets");
+	if (!out->key || !out->digest || !out->tests_digest || !out->inputs_digest ||
+	    !cJSON_IsArray(buckets)) {
+		rc = kpar_error_set(KPAR_EINVAL, "plan '%s' lacks key, plan, digests or buckets", path);
+		goto done;
+	}
+	out->nbuckets = (size_t)cJSON_GetArraySize(buckets);
+	out->buckets = kpar_xcalloc(out->nbuckets ? out->nbuckets : 1, sizeof *out->buckets);
+	cJSON_ArrayForEach(b, buckets) {
+		struct kpar_plan_bucket *pb = &out->buckets[i++];
+		cJSON *tests = cJSON_GetObjectItemCaseSensitive(b, "tests"), *t;
+		cJSON *est = cJSON_GetObjectItemCaseSensitive(b, "estimate");
+		pb->bucket = (int)i;
+		pb->estimate = cJSON_IsNumber(est) ? est->valuedouble : 0;
+		if (!cJSON_IsArray(tests)) {
+			rc = kpar_error_set(KPAR_EINVAL, "plan '%s': bucket %zu has no test array", path, i);
+			goto done;
+		}
+		cJSON_ArrayForEach(t, tests) {
+			if (!cJSON_IsString(t)) {
+				rc = kpar_error_set(KPAR_EINVAL, "plan '%s': bucket %zu: a test id is not a string", path, i);
+				goto done;
+			}
+			kpar_strv_push(&pb->tests, t->valuestring);
+			out->ntests++;
+		}
+	}
+	rc = 0;
+done:
+	cJSON_Delete(root);
+	if (rc < 0)
+		kpar_plan_free(out);
+	return rc;
+}
+
+/* Removes bucket files past n, left from an earlier plan with more buckets:
+ * an image or a reader globbing test-group-* must see exactly this plan. */
+static int prune_buckets(const char *dir, size_t n)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int rc = 0;
+
+	if (!d)
+		return 0;
+	while ((e = readdir(d)) != NULL) {
+		char *end;
+		unsigned long k;
+		if (strncmp(e->d_name, "test-group-", 11) != 0)
+			continue;
+		k = strtoul(e->d_name + 11, &end, 10);
+		if (*end == '\0' && k > n) {
+			char *p = kpar_fs_join(dir, e->d_name);
+			if (unlink(p) < 0)
+				rc = kpar_error_errno(KPAR_EIO, "cannot remove stale bucket file '%s'", p);
+			free(p);
+		}
+	}
+	closedir(d);
+	return rc;
+}
+
+static int write_plan(const struct kpar_conf *c, struct kpar_plan *p, int *changed)
+{
+	char *dir = kpar_conf_path(c, "buckets"), *path = NULL, *text = NULL;
+	cJSON *root = cJSON_CreateObject(), *arr;
+	size_t i, j;
+	int rc;
+
+	if ((rc = kpar_fs_mkdir_p(dir, 0755)) < 0)
+		goto done;
+	for (i = 0; i < p->nbuckets; i++) {
+		struct kpar_buf b = KPAR_BUF_INIT;
+		char name[64];
+		snprintf(name, sizeof name, "test-group-%zu", i + 1);
+		free(path);
+		path = kpar_fs_join(dir, name);
+		kpar_testlist_format(&p->buckets[i].tests, &b);
+		rc = kpar_fs_write_if_changed(path, b.data, b.len);
+		kpar_buf_free(&b);
+		if (rc < 0)
+			goto done;
+	}
+	if ((rc = prune_buckets(dir, p->nbuckets)) < 0)
+		goto done;
+	cJSON_AddNumberToObject(root, "kpar_plan", PLAN_FORMAT);
+	cJSON_AddStringToObject(root, "key", p->key);
+	cJSON_AddStringToObject(root, "plan", p->digest);
+	cJSON_AddStringToObject(root, "tests_digest", p->tests_digest);
+	cJSON_AddStringToObject(root, "inputs_digest", p->inputs_digest);
+	cJSON_AddNumberToObject(root, "tests", (double)p->ntests);
+	arr = cJSON_AddArrayToObject(root, "buckets");
+	for (i = 0; i < p->nbuckets; i++) {
+		cJSON *b = cJSON_CreateObject(), *tests;
+		cJSON_AddNumberToObject(b, "bucket", (double)(i + 1));
+		cJSON_AddNumberToObject(b, "estimate", round(p->buckets[i].estimate * 1000) / 1000);
+		tests = cJSON_AddArrayToObject(b, "tests");
+		for (j = 0; j < p->buckets[i].tests.n; j++)
+			cJSON_AddItemToArray(tests, cJSON_CreateString(p->buckets[i].tests.v[j]));
+		cJSON_AddItemToArray(arr, b);
+	}
+	text = cJSON_Print(root);
+	free(path);
+	path = kpar_conf_path(c, "plan.json");
+	{
+		struct kpar_buf b = KPAR_BUF_INIT;
+		kpar_buf_puts(&b, text);
+		kpar_buf_putc(&b, '\n');
+		rc = kpar_fs_write_if_changed(path, b.data, b.len);
+		kpar_buf_free(&b);
+	}
+	if (rc >= 0) {
+		*changed = rc;
+		rc = 0;
+	}
+done:
+	cJSON_Delete(root);
+	free(text);
+	free(dir);
+	free(path);
+	return rc;
+}
+
+/* KPAR_GROUP: each test's group is the part of its id the expression
+ * matches, or its first parenthesised subexpression when it has one; a test
+ * it does not match is a group of its own (NULL).  *keys has n entries. */
+static int group_keys(const char *expr, const struct kpar_strv *tests, char ***keys)
+{
+	regex_t re;
+	char **k;
+	size_t i;
+	int e = regcomp(&re, expr, REG_EXTENDED);
+
+	*keys = NULL;
+	if (e != 0) {
+		char msg[200];
+		regerror(e, &re, msg, sizeof msg);
+		return kpar_error_set(KPAR_EINVAL, "KPAR_GROUP: '%s' is not an extended regular "
+				      "expression: %s", expr, msg);
+	}
+	k = kpar_xcalloc(tests->n, sizeof *k);
+	for (i = 0; i < tests->n; i++) {
+		regmatch_t m[2];
+		const regmatch_t *use;
+
+		if (regexec(&re, tests->v[i], 2, m, 0) != 0)
+			continue;
+		use = re.re_nsub >= 1 && m[1].rm_so >= 0 ? &m[1] : &m[0];
+		k[i] = kpar_xstrndup(tests->v[i] + use->rm_so, (size_t)(use->rm_eo - use->rm_so));
+	}
+	regfree(&re);
+	*keys = k;
+	return 0;
+}
+
+int kpar_plan_make(const struct kpar_conf *c, struct kpar_plan *out, int *changed)
+{
+	struct kpar_strv tests = KPAR_STRV_INIT;
+	struct kpar_buf kb = KPAR_BUF_INIT, db = KPAR_BUF_INIT;
+	struct kpar_estimate_opts eo;
+	struct kpar_state *st = NULL;
+	char *list_path = kpar_conf_path(c, "tests.list"), *plan_path = kpar_conf_path(c, "plan.json");
+	char *list_text = NULL;
+	size_t list_len = 0, nb, i, *bucket_of = NULL;
+	char **groups = NULL;
+	double *secs = NULL;
+	char inputs[KPAR_DIGEST_STR], tdig[KPAR_DIGEST_STR], key[KPAR_DIGEST_STR], pdig[KPAR_DIGEST_STR];
+	int rc;
+
+	memset(out, 0, sizeof *out);
+	*changed = 0;
+	if ((rc = kpar_fs_read_all(list_path, &list_text, &list_len)) < 0) {
+		kpar_error_prefix(rc, "test list (run `kpar list` first)");
+		goto done;
+	}
+	if ((rc = kpar_testlist_parse(list_text, list_len, list_path, &tests)) < 0)
+		goto done;
+	kpar_testlist_canonicalise(&tests);
+	if (tests.n == 0) {
+		rc = kpar_error_set(KPAR_EINVAL, "test list '%s' is empty: nothing to run", list_path);
+		goto done;
+	}
+	kpar_digest_str(list_text, list_len, tdig);
+	if ((rc = kpar_state_open(&st, c->state_dir, 0)) < 0 ||
+	    (rc = kpar_plan_inputs_digest(c, kpar_state_db(st), inputs)) < 0)
+		goto done;
+	nb = c->buckets > 0 ? (size_t)c->buckets : (size_t)c->workers * BUCKETS_PER_WORKER;
+	if (nb > tests.n)
+		nb = tests.n;
+	/* The key holds what the results depend on, and an explicit bucket
+	 * count; not the worker count: running the same tests on more
+	 * workers must not throw away a finished run. */
+	kpar_buf_printf(&kb, "kpar-plan %d\ntests %s\ninputs %s\nbuckets %ld\n", PLAN_FORMAT, tdig, inputs,
+			c->buckets);
+	if (*c->group)
+		kpar_buf_printf(&kb, "group %s\n", c->group);
+	kpar_digest_str(kb.data, kb.len, key);
+
+	/* Same key as the plan on disk: keep it (see plan.h). */
+	if (kpar_plan_load(plan_path, out) == 0 && strcmp(out->key, key) == 0) {
+		/* Rewriting is a no-op unless a bucket file was lost or edited. */
+		rc = write_plan(c, out, changed);
+		goto done;
+	}
+	kpar_plan_free(out);
+	kpar_error_clear();
+
+	memset(&eo, 0, sizeof eo);
+	eo.root = c->root;
+	eo.hints = *c->hints ? c->hints : NULL;
+	eo.default_seconds = c->default_seconds;
+	secs = kpar_xcalloc(tests.n, sizeof *secs);
+	bucket_of = kpar_xcalloc(tests.n, sizeof *bucket_of);
+	if ((rc = kpar_estimate(kpar_state_db(st), &eo, tests.v, tests.n, secs, NULL)) < 0)
+		goto done;
+	/* Buckets made for the workers that will take them: each worker's
+	 * share of a balanced schedule, cut into halving sizes (split.h). */
+	if (*c->group && (rc = group_keys(c->group, &tests, &groups)) < 0)
+		goto done;
+	nb = kpar_split_grouped(tests.v, secs, (const char *const *)groups, tests.n, nb,
+				(size_t)c->workers, 0, bucket_of);
+
+	out->nbuckets = nb;
+	out->ntests = tests.n;
+	out->buckets = kpar_xcalloc(nb, sizeof *out->buckets);
+	for (i = 0; i < nb; i++)
+		out->buckets[i].bucket = (int)i + 1;
+	for (i = 0; i < tests.n; i++) {
+		struct kpar_plan_bucket *pb = &out->buckets[bucket_of[i]];
+		kpar_strv_push(&pb->tests, tests.v[i]);
+		pb->estimate += secs[i];
+	}
+	kpar_buf_printf(&db, "%s\n", key);
+	for (i = 0; i < nb; i++) {
+		size_t j;
+		kpar_buf_printf(&db, "bucket %zu\n", i + 1);
+		for (j = 0; j < out->buckets[i].tests.n; j++)
+			kpar_buf_printf(&db, "%s\n", out->buckets[i].tests.v[j]);
+	}
+	kpar_digest_str(db.data, db.len, pdig);
+	out->key = kpar_xstrdup(key);
+	out->digest = kpar_xstrdup(pdig);
+	out->tests_digest = kpar_xstrdup(tdig);
+	out->inputs_digest = kpar_xstrdup(inputs);
+	rc = write_plan(c, out, changed);
+done:
+	if (rc < 0)
+		kpar_plan_free(out);
+	kpar_state_close(st);
+	if (groups)
+		for (i = 0; i < tests.n; i++)
+			free(groups[i]);
+	free(groups);
+	kpar_strv_free(&tests);
+	kpar_buf_free(&kb);
+	kpar_buf_free(&db);
+	free(list_text);
+	free(list_path);
+	free(plan_path);
+	free(secs);
+	free(bucket_of);
+	return rc;
+}

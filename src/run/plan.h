@@ -1,0 +1,48 @@
+/* plan.h - the plan: which tests go into which bucket, and the key that
+ * says when that must be decided again.
+ *
+ * `kpar plan` writes $(KPAR_STATE_DIR)/plan.json and the bucket files
+ * buckets/test-group-1 .. test-group-N (one test id per line), each only
+ * when its bytes change, so Make remakes nothing downstream of an unchanged
+ * plan.  The plan's *key* digests what the split depends on: the test list,
+ * the contents of KPAR_TEST_INPUTS, the run settings and the bucket count.
+ * While the key stays the same the existing plan is kept even though the
+ * duration history has moved on: re-splitting would change the buckets and
+ * rerun tests whose inputs did not change.  The plan *digest* names the
+ * split itself; it is what runs, records and resumes are checked against.
+ */
+#ifndef KPAR_PLAN_H
+#define KPAR_PLAN_H
+
+#include <sqlite3.h>
+
+#include "base/buf.h"
+#include "base/conf.h"
+
+struct kpar_plan_bucket {
+	int bucket;             /* 1-based */
+	double estimate;        /* seconds */
+	struct kpar_strv tests;
+};
+
+struct kpar_plan {
+	char *key;
+	char *digest;
+	char *tests_digest;
+	char *inputs_digest;
+	size_t nbuckets;
+	struct kpar_plan_bucket *buckets;  /* bucket i at index i-1 */
+	size_t ntests;
+};
+
+void kpar_plan_free(struct kpar_plan *p);
+/* Reads plan.json; errors name the file. */
+int kpar_plan_load(const char *path, struct kpar_plan *out);
+/* Makes (or keeps) the plan for the configuration; *changed set to 1 when
+ * plan.json was rewritten. */
+int kpar_plan_make(const struct kpar_conf *c, struct kpar_plan *out, int *changed);
+/* Digest of the test inputs and run settings (what a rerun depends on
+ * besides the test list).  db (may be NULL) caches file digests by stat. */
+int kpar_plan_inputs_digest(const struct kpar_conf *c, sqlite3 *db, char out[72]);
+
+#endif

@@ -1,0 +1,113 @@
+/* record.h - the result record: one bucket attempt's results, as a worker
+ * prints it to stdout (locally into a file, on Kubernetes into the pod log).
+ *
+ * Wire format (text, so it survives any log pipeline; kubelet serves up to
+ * 10 MiB per container log, so an encoded record is kept under
+ * KPAR_RECORD_MAX by trimming outputs of passing tests first):
+ *
+ *   KPAR-RECORD 1 zstd <raw-len> <sha256-hex-of-compressed>
+ *   <base64 of the zstd-compressed JSON, 76 columns a line>
+ *   KPAR-RECORD-END
+ *
+ * The JSON (see kpar_record_encode) is self-describing: format version,
+ * plan digest, bucket, attempt, worker, times and every test's result.
+ * kpar_record_decode finds the record anywhere in a larger text (log lines
+ * before and after are ignored) and rejects a record whose checksum,
+ * length or JSON does not match: a torn or corrupted record is never
+ * collected.
+ */
+#ifndef KPAR_RECORD_H
+#define KPAR_RECORD_H
+
+#include <stddef.h>
+
+#include "base/buf.h"
+
+#define KPAR_RECORD_MAX (8u << 20)
+/* Bound on the decompressed JSON, so a forged header cannot make a reader
+ * allocate without limit; the encoder trims outputs to stay under it too. */
+#define KPAR_RECORD_RAW_MAX (64u << 20)
+
+enum kpar_status {
+	KPAR_PASS = 0,
+	KPAR_FAIL = 1,
+	KPAR_SKIP = 2,
+	KPAR_ERROR = 3,  /* exit 99, signal, timeout, could not start */
+	KPAR_FLAKY = 4   /* failed, then passed on a retry */
+};
+
+const char *kpar_status_name(enum kpar_status s);
+/* Returns -1 for an unknown name. */
+int kpar_status_parse(const char *name);
+
+struct kpar_test_result {
+	char *id;
+	enum kpar_status status;
+	double seconds;        /* wall time of the last attempt */
+	int attempts;          /* 1 + retries used */
+	int exit_code;         /* -1 when killed by a signal */
+	char *output;          /* combined stdout+stderr, possibly trimmed; may be NULL */
+	size_t output_len;
+};
+
+struct kpar_bucket_result {
+	char *plan;            /* plan digest the bucket belongs to ("sha256:...") */
+	int bucket;            /* 1-based, as in test-group-N */
+	int attempt;           /* 1-based bucket attempt */
+	char *worker;          /* hostname or local worker name */
+	double started;        /* unix time */
+	double finished;
+	struct kpar_test_result *tests;  /* grown only by kpar_bucket_result_add */
+	size_t ntests;
+};
+
+/* Frees every field and the tests array (not r itself) and zeroes r. */
+void kpar_bucket_result_free(struct kpar_bucket_result *r);
+/* Appends a test result; copies id and output (output is stored with a
+ * terminating NUL after output_len bytes, NULL when output is NULL).
+ * attempts is 1 and exit_code follows the status (0 pass/flaky, 77 skip,
+ * 99 error, 1 fail): adjust them through the returned pointer, which stays
+ * valid until the next add. */
+struct kpar_test_result *kpar_bucket_result_add(struct kpar_bucket_result *r,
+	const char *id, enum kpar_status status, double seconds,
+	const char *output, size_t output_len);
+
+/* Appends the encoded record (with its trailing newline) to out.
+ *
+ * JSON: {"kpar_record":1,"plan","bucket","attempt","worker","started",
+ * "finished","tests":[{"id","status","seconds","attempts","exit_code",
+ * "output"}]}.  A string that is not valid UTF-8 or holds a NUL (an id,
+ * an output) is stored base64-encoded under the key with "_b64" appended
+ * ("output_b64", "id_b64") instead, so every byte round-trips while the
+ * usual text stays readable.  When the record would exceed KPAR_RECORD_MAX
+ * (or the JSON KPAR_RECORD_RAW_MAX), outputs are trimmed with
+ * kpar_record_trim: passing and skipped tests' first (tail kept), then
+ * failing, erroring and flaky ones' (head and tail kept), in steps down to
+ * the bare marker; r itself is not modified.  KPAR_EINVAL if even that
+ * does not fit (ids alone too large). */
+int kpar_record_encode(const struct kpar_bucket_result *r, struct kpar_buf *out);
+/* The record's JSON payload (as kpar_record_encode would compress it, but
+ * with no trimming), for tools that show a record; free() it. */
+char *kpar_record_json(const struct kpar_bucket_result *r);
+/* Decodes the first intact record found in text; out is filled (free with
+ * kpar_bucket_result_free; it is zeroed first).  Lines that merely start
+ * with "KPAR-RECORD" but are not a well-formed header are skipped as log
+ * noise.  KPAR_ENOTFOUND if there is no record, KPAR_ECHECKSUM /
+ * KPAR_EINVAL for a damaged one (the message says what is wrong and on
+ * which line) when no later record in text is intact. */
+int kpar_record_decode(const char *text, size_t len, struct kpar_bucket_result *out);
+
+/* Appends data to out, cut to about max bytes: with head_and_tail, the
+ * first and last max/2 bytes around a "\n[... N bytes trimmed ...]\n"
+ * marker (failures: the cause is often at the start, the verdict at the
+ * end); otherwise only the last max bytes after the marker.  Cuts land on
+ * UTF-8 character boundaries.  Data of at most max bytes is copied whole. */
+void kpar_record_trim(struct kpar_buf *out, const char *data, size_t len,
+		      size_t max, int head_and_tail);
+
+/* Length (1-4) of the well-formed UTF-8 sequence at s, storing its code
+ * point in *cp (may be NULL); 0 if s[0..len) does not start with one
+ * (overlong forms, surrogates and values above U+10FFFF are invalid). */
+size_t kpar_utf8_next(const char *s, size_t len, unsigned *cp);
+
+#endif

@@ -1,0 +1,516 @@
+/* state.c - the SQLite state database: schema, runs, buckets, results. */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "base/buf.h"
+#include "base/error.h"
+#include "base/fs.h"
+#include "run/split.h"
+#include "run/state.h"
+
+#define SCHEMA_VERSION "1"
+
+struct kpar_state {
+	sqlite3 *db;
+	char *path;
+};
+
+static const char schema[] =
+	"CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);"
+	"CREATE TABLE IF NOT EXISTS runs("
+	"  id INTEGER PRIMARY KEY, plan TEXT NOT NULL, tests_digest TEXT, inputs_digest TEXT,"
+	"  nbuckets INTEGER NOT NULL, backend TEXT, status TEXT NOT NULL, verdict TEXT,"
+	"  started REAL, finished REAL);"
+	"CREATE TABLE IF NOT EXISTS buckets("
+	"  run INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE, idx INTEGER NOT NULL,"
+	"  status TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, worker TEXT,"
+	"  estimate REAL, started REAL, finished REAL, PRIMARY KEY(run, idx));"
+	"CREATE TABLE IF NOT EXISTS results("
+	"  run INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE, test TEXT NOT NULL,"
+	"  bucket INTEGER NOT NULL, attempt INTEGER, worker TEXT, status TEXT NOT NULL,"
+	"  seconds REAL, attempts INTEGER, exit_code INTEGER, output BLOB,"
+	"  PRIMARY KEY(run, test));"
+	"CREATE INDEX IF NOT EXISTS results_bucket ON results(run, bucket);"
+	"CREATE TABLE IF NOT EXISTS file_digests("
+	"  path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, ino INTEGER, digest TEXT);";
+
+static int db_error(struct kpar_state *st, const char *what)
+{
+	return kpar_error_set(KPAR_EDB, "state database '%s': %s: %s", st->path, what,
+			      sqlite3_errmsg(st->db));
+}
+
+static int exec(struct kpar_state *st, const char *sql)
+{
+	char *msg = NULL;
+
+	if (sqlite3_exec(st->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		kpar_error_set(KPAR_EDB, "state database '%s': %s", st->path, msg ? msg : "error");
+		sqlite3_free(msg);
+		return KPAR_EDB;
+	}
+	return 0;
+}
+
+static int prepare(struct kpar_state *st, const char *sql, sqlite3_stmt **out)
+{
+	if (sqlite3_prepare_v2(st->db, sql, -1, out, NULL) != SQLITE_OK)
+		return db_error(st, "prepare");
+	return 0;
+}
+
+int kpar_state_open(struct kpar_state **out, const char *state_dir, int flags)
+{
+	struct kpar_state *st = kpar_xcalloc(1, sizeof *st);
+	int rc, oflags;
+
+	*out = NULL;
+	st->path = kpar_fs_join(state_dir, "state.db");
+	if (flags & KPAR_STATE_RDONLY) {
+		struct stat sb;
+		if (stat(st->path, &sb) < 0) {
+			rc = kpar_error_set(KPAR_ENOTFOUND, "no state database at '%s'", st->path);
+			goto fail;
+		}
+		oflags = SQLITE_OPEN_READONLY;
+	} else {
+		if ((rc = kpar_fs_mkdir_p(state_dir, 0755)) < 0)
+			goto fail;
+		oflags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+	}
+	if (sqlite3_open_v2(st->path, &st->db, oflags | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+		rc = kpar_error_set(KPAR_EDB, "cannot open state database '%s': %s", st->path,
+				    st->db ? sqlite3_errmsg(st->db) : "out of memory");
+		goto fail;
+	}
+	/* Workers, the runner and the plugin may touch the database at once:
+	 * wait for each other rather than fail. */
+	sqlite3_busy_timeout(st->db, 30000);
+	if (!(flags & KPAR_STATE_RDONLY)) {
+		/* WAL: readers never block the runner, and a kill -9 mid-write
+		 * rolls back to the last committed transaction.  synchronous=NORMAL
+		 * is durable against process death, the failure that matters here. */
+		if ((rc = exec(st, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+				   "PRAGMA foreign_keys=ON;")) < 0)
+			goto fail;
+		if ((rc = exec(st, "BEGIN IMMEDIATE")) < 0)
+			goto fail;
+		if ((rc = exec(st, schema)) < 0 ||
+		    (rc = kpar_history_schema(st->db)) < 0 ||
+		    (rc = exec(st, "INSERT OR IGNORE INTO meta VALUES('schema', '" SCHEMA_VERSION "')")) < 0 ||
+		    (rc = exec(st, "COMMIT")) < 0) {
+			exec(st, "ROLLBACK");
+			goto fail;
+		}
+	}
+	*out = st;
+	return 0;
+fail:
+	kpar_state_close(st);
+	return rc;
+}
+
+void kpar_state_close(struct kpar_state *st)
+{
+	if (!st)
+		return;
+	sqlite3_close(st->db);
+	free(st->path);
+	free(st);
+}
+
+sqlite3 *kpar_state_db(struct kpar_state *st)
+{
+	return st->db;
+}
+
+static double now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static char *col_str(sqlite3_stmt *s, int i)
+{
+	const unsigned char *t = sqlite3_column_text(s, i);
+	return t ? kpar_xstrdup((const char *)t) : NULL;
+}
+
+void kpar_run_info_free(struct kpar_run_info *r)
+{
+	free(r->plan);
+	free(r->tests_digest);
+	free(r->inputs_digest);
+	free(r->backend);
+	free(r->status);
+	free(r->verdict);
+	memset(r, 0, sizeof *r);
+}
+
+#define RUN_COLS "id, plan, tests_digest, inputs_digest, nbuckets, backend, status, verdict, started, finished"
+
+static int load_run(struct kpar_state *st, const char *sql, long long id, struct kpar_run_info *out)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	memset(out, 0, sizeof *out);
+	if ((rc = prepare(st, sql, &s)) < 0)
+		return rc;
+	if (id)
+		sqlite3_bind_int64(s, 1, id);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		out->id = sqlite3_column_int64(s, 0);
+		out->plan = col_str(s, 1);
+		out->tests_digest = col_str(s, 2);
+		out->inputs_digest = col_str(s, 3);
+		out->nbuckets = (long)sqlite3_column_int64(s, 4);
+		out->backend = col_str(s, 5);
+		out->status = col_str(s, 6);
+		out->verdict = col_str(s, 7);
+		out->started = sqlite3_column_double(s, 8);
+		out->finished = sqlite3_column_double(s, 9);
+		rc = 0;
+	} else if (rc == SQLITE_DONE) {
+		rc = kpar_error_set(KPAR_ENOTFOUND, "no run%s in '%s'", id ? " with that id" : "", st->path);
+	} else {
+		rc = db_error(st, "read run");
+	}
+	sqlite3_finalize(s);
+	return rc;
+}
+
+int kpar_state_last_run(struct kpar_state *st, struct kpar_run_info *out)
+{
+	return load_run(st, "SELECT " RUN_COLS " FROM runs ORDER BY id DESC LIMIT 1", 0, out);
+}
+
+int kpar_state_run_get(struct kpar_state *st, long long id, struct kpar_run_info *out)
+{
+	return load_run(st, "SELECT " RUN_COLS " FROM runs WHERE id = ?1", id, out);
+}
+
+int kpar_state_run_begin(struct kpar_state *st, const struct kpar_run_info *in,
+			 const double *estimates, long long *id_out)
+{
+	sqlite3_stmt *s = NULL;
+	long i;
+	int rc;
+
+	if ((rc = exec(st, "BEGIN IMMEDIATE")) < 0)
+		return rc;
+	if ((rc = prepare(st, "INSERT INTO runs(plan, tests_digest, inputs_digest, nbuckets, backend,"
+			  " status, started) VALUES(?1, ?2, ?3, ?4, ?5, 'running', ?6)", &s)) < 0)
+		goto fail;
+	sqlite3_bind_text(s, 1, in->plan, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, in->tests_digest, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 3, in->inputs_digest, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 4, in->nbuckets);
+	sqlite3_bind_text(s, 5, in->backend, -1, SQLITE_STATIC);
+	sqlite3_bind_double(s, 6, now());
+	if (sqlite3_step(s) != SQLITE_DONE) {
+		rc = db_error(st, "create run");
+		goto fail;
+	}
+	sqlite3_finalize(s);
+	*id_out = sqlite3_last_insert_rowid(st->db);
+	if ((rc = prepare(st, "INSERT INTO buckets(run, idx, status, estimate) VALUES(?1, ?2, 'pending', ?3)", &s)) < 0)
+		goto fail;
+	for (i = 1; i <= in->nbuckets; i++) {
+		sqlite3_reset(s);
+		sqlite3_bind_int64(s, 1, *id_out);
+		sqlite3_bind_int64(s, 2, i);
+		sqlite3_bind_double(s, 3, estimates ? estimates[i - 1] : 0);
+		if (sqlite3_step(s) != SQLITE_DONE) {
+			rc = db_error(st, "create bucket");
+			goto fail;
+		}
+	}
+	sqlite3_finalize(s);
+	return exec(st, "COMMIT");
+fail:
+	sqlite3_finalize(s);
+	exec(st, "ROLLBACK");
+	return rc;
+}
+
+int kpar_state_run_end(struct kpar_state *st, long long id, const char *status, const char *verdict)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	if ((rc = prepare(st, "UPDATE runs SET status = ?2, verdict = ?3, finished = ?4 WHERE id = ?1", &s)) < 0)
+		return rc;
+	sqlite3_bind_int64(s, 1, id);
+	sqlite3_bind_text(s, 2, status, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 3, verdict, -1, SQLITE_STATIC);
+	sqlite3_bind_double(s, 4, now());
+	rc = sqlite3_step(s) == SQLITE_DONE ? 0 : db_error(st, "finish run");
+	sqlite3_finalize(s);
+	return rc;
+}
+
+int kpar_state_collected(struct kpar_state *st, long long run, long nbuckets, unsigned char *collected)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	memset(collected, 0, (size_t)nbuckets + 1);
+	if ((rc = prepare(st, "SELECT idx FROM buckets WHERE run = ?1 AND status = 'collected'", &s)) < 0)
+		return rc;
+	sqlite3_bind_int64(s, 1, run);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		long idx = (long)sqlite3_column_int64(s, 0);
+		if (idx >= 1 && idx <= nbuckets)
+			collected[idx] = 1;
+	}
+	rc = rc == SQLITE_DONE ? 0 : db_error(st, "read buckets");
+	sqlite3_finalize(s);
+	return rc;
+}
+
+int kpar_state_bucket_mark(struct kpar_state *st, long long run, int bucket, const char *status,
+			   const char *worker, int attempts)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	if ((rc = prepare(st, "UPDATE buckets SET status = ?3, worker = ?4, attempts = ?5,"
+			  " started = CASE WHEN ?3 = 'running' THEN ?6 ELSE started END"
+			  " WHERE run = ?1 AND idx = ?2 AND status != 'collected'", &s)) < 0)
+		return rc;
+	sqlite3_bind_int64(s, 1, run);
+	sqlite3_bind_int(s, 2, bucket);
+	sqlite3_bind_text(s, 3, status, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 4, worker, -1, SQLITE_STATIC);
+	sqlite3_bind_int(s, 5, attempts);
+	sqlite3_bind_double(s, 6, now());
+	rc = sqlite3_step(s) == SQLITE_DONE ? 0 : db_error(st, "mark bucket");
+	sqlite3_finalize(s);
+	return rc;
+}
+
+int kpar_state_collect(struct kpar_state *st, long long run, const struct kpar_bucket_result *r)
+{
+	sqlite3_stmt *chk = NULL, *ins = NULL, *upd = NULL;
+	struct kpar_history_sample *samples = NULL;
+	size_t i, nsamples = 0;
+	int rc;
+
+	if ((rc = exec(st, "BEGIN IMMEDIATE")) < 0)
+		return rc;
+	if ((rc = prepare(st, "SELECT status FROM buckets WHERE run = ?1 AND idx = ?2", &chk)) < 0)
+		goto fail;
+	sqlite3_bind_int64(chk, 1, run);
+	sqlite3_bind_int(chk, 2, r->bucket);
+	rc = sqlite3_step(chk);
+	if (rc != SQLITE_ROW) {
+		rc = kpar_error_set(KPAR_EINVAL, "run %lld has no bucket %d", run, r->bucket);
+		goto fail;
+	}
+	if (strcmp((const char *)sqlite3_column_text(chk, 0), "collected") == 0) {
+		/* A record delivered twice (a retried pod whose first attempt
+		 * also finished) must not count its tests twice. */
+		sqlite3_finalize(chk);
+		return exec(st, "COMMIT");
+	}
+	if ((rc = prepare(st, "INSERT OR REPLACE INTO results(run, test, bucket, attempt, worker, status,"
+			  " seconds, attempts, exit_code, output) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)", &ins)) < 0)
+		goto fail;
+	samples = kpar_xcalloc(r->ntests ? r->ntests : 1, sizeof *samples);
+	for (i = 0; i < r->ntests; i++) {
+		const struct kpar_test_result *t = &r->tests[i];
+		sqlite3_reset(ins);
+		sqlite3_bind_int64(ins, 1, run);
+		sqlite3_bind_text(ins, 2, t->id, -1, SQLITE_STATIC);
+		sqlite3_bind_int(ins, 3, r->bucket);
+		sqlite3_bind_int(ins, 4, r->attempt);
+		sqlite3_bind_text(ins, 5, r->worker, -1, SQLITE_STATIC);
+		sqlite3_bind_text(ins, 6, kpar_status_name(t->status), -1, SQLITE_STATIC);
+		sqlite3_bind_double(ins, 7, t->seconds);
+		sqlite3_bind_int(ins, 8, t->attempts);
+		sqlite3_bind_int(ins, 9, t->exit_code);
+		if (t->output)
+			sqlite3_bind_blob(ins, 10, t->output, (int)t->output_len, SQLITE_STATIC);
+		else
+			sqlite3_bind_null(ins, 10);
+		if (sqlite3_step(ins) != SQLITE_DONE) {
+			rc = db_error(st, "store result");
+			goto fail;
+		}
+		/* Skipped tests and errors say nothing about how long a test
+		 * takes; feeding them in would skew the next split. */
+		if (t->status == KPAR_PASS || t->status == KPAR_FAIL || t->status == KPAR_FLAKY) {
+			samples[nsamples].test = t->id;
+			samples[nsamples].seconds = t->seconds;
+			samples[nsamples].status = kpar_status_name(t->status);
+			samples[nsamples].at = r->finished;
+			nsamples++;
+		}
+	}
+	if ((rc = kpar_history_add_many(st->db, samples, nsamples)) < 0)
+		goto fail;
+	if ((rc = prepare(st, "UPDATE buckets SET status = 'collected', worker = ?3, attempts = ?4,"
+			  " started = ?5, finished = ?6 WHERE run = ?1 AND idx = ?2", &upd)) < 0)
+		goto fail;
+	sqlite3_bind_int64(upd, 1, run);
+	sqlite3_bind_int(upd, 2, r->bucket);
+	sqlite3_bind_text(upd, 3, r->worker, -1, SQLITE_STATIC);
+	sqlite3_bind_int(upd, 4, r->attempt);
+	sqlite3_bind_double(upd, 5, r->started);
+	sqlite3_bind_double(upd, 6, r->finished);
+	if (sqlite3_step(upd) != SQLITE_DONE) {
+		rc = db_error(st, "mark bucket collected");
+		goto fail;
+	}
+	sqlite3_finalize(chk);
+	sqlite3_finalize(ins);
+	sqlite3_finalize(upd);
+	free(samples);
+	return exec(st, "COMMIT");
+fail:
+	sqlite3_finalize(chk);
+	sqlite3_finalize(ins);
+	sqlite3_finalize(upd);
+	free(samples);
+	exec(st, "ROLLBACK");
+	return rc < 0 ? rc : KPAR_EDB;
+}
+
+int kpar_state_results(struct kpar_state *st, long long run,
+		       struct kpar_bucket_result **out, size_t *n)
+{
+	sqlite3_stmt *b = NULL, *t = NULL;
+	struct kpar_bucket_result *res = NULL;
+	size_t nres = 0, cap = 0;
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	if ((rc = prepare(st, "SELECT idx, attempts, worker, started, finished FROM buckets"
+			  " WHERE run = ?1 AND status = 'collected' ORDER BY idx", &b)) < 0 ||
+	    (rc = prepare(st, "SELECT test, status, seconds, attempts, exit_code, output FROM results"
+			  " WHERE run = ?1 AND bucket = ?2 ORDER BY test", &t)) < 0)
+		goto done;
+	sqlite3_bind_int64(b, 1, run);
+	while ((rc = sqlite3_step(b)) == SQLITE_ROW) {
+		struct kpar_bucket_result *r;
+		if (nres == cap) {
+			cap = cap ? cap * 2 : 16;
+			res = kpar_xrealloc(res, cap * sizeof *res);
+		}
+		r = &res[nres++];
+		memset(r, 0, sizeof *r);
+		r->bucket = sqlite3_column_int(b, 0);
+		r->attempt = sqlite3_column_int(b, 1);
+		r->worker = col_str(b, 2);
+		r->started = sqlite3_column_double(b, 3);
+		r->finished = sqlite3_column_double(b, 4);
+		sqlite3_reset(t);
+		sqlite3_bind_int64(t, 1, run);
+		sqlite3_bind_int(t, 2, r->bucket);
+		while ((rc = sqlite3_step(t)) == SQLITE_ROW) {
+			int status = kpar_status_parse((const char *)sqlite3_column_text(t, 1));
+			struct kpar_test_result *tr = kpar_bucket_result_add(r,
+				(const char *)sqlite3_column_text(t, 0),
+				status < 0 ? KPAR_ERROR : (enum kpar_status)status,
+				sqlite3_column_double(t, 2),
+				sqlite3_column_blob(t, 5), (size_t)sqlite3_column_bytes(t, 5));
+			tr->attempts = sqlite3_column_int(t, 3);
+			tr->exit_code = sqlite3_column_int(t, 4);
+		}
+		if (rc != SQLITE_DONE) {
+			rc = db_error(st, "read results");
+			goto done;
+		}
+	}
+	rc = rc == SQLITE_DONE ? 0 : db_error(st, "read buckets");
+done:
+	sqlite3_finalize(b);
+	sqlite3_finalize(t);
+	if (rc < 0) {
+		kpar_state_results_free(res, nres);
+		return rc;
+	}
+	*out = res;
+	*n = nres;
+	return 0;
+}
+
+void kpar_state_results_free(struct kpar_bucket_result *r, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		kpar_bucket_result_free(&r[i]);
+	free(r);
+}
+
+static int count(struct kpar_state *st, const char *sql, long long run, long long *out)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	if ((rc = prepare(st, sql, &s)) < 0)
+		return rc;
+	sqlite3_bind_int64(s, 1, run);
+	rc = sqlite3_step(s) == SQLITE_ROW ? 0 : db_error(st, "count");
+	*out = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	return rc;
+}
+
+int kpar_state_query(const char *state_dir, const char *what, struct kpar_buf *out)
+{
+	struct kpar_state *st = NULL;
+	struct kpar_run_info ri;
+	long long n = 0;
+	int rc, have_run;
+
+	static const char *const known[] = { "run", "status", "verdict", "resumable", "buckets",
+					     "buckets-done", "tests-failed", "tests", NULL };
+	const char *const *k;
+
+	for (k = known; *k && strcmp(*k, what) != 0; k++)
+		;
+	if (!*k)
+		return kpar_error_set(KPAR_EINVAL, "unknown state query '%s' (run, status, verdict, "
+				      "resumable, buckets, buckets-done, tests-failed, tests)", what);
+	memset(&ri, 0, sizeof ri);
+	rc = kpar_state_open(&st, state_dir, KPAR_STATE_RDONLY);
+	have_run = rc == 0 && kpar_state_last_run(st, &ri) == 0;
+	kpar_error_clear();
+	rc = 0;
+	if (!strcmp(what, "run")) {
+		if (have_run)
+			kpar_buf_printf(out, "%lld", ri.id);
+	} else if (!strcmp(what, "status")) {
+		kpar_buf_puts(out, have_run ? ri.status : "none");
+	} else if (!strcmp(what, "verdict")) {
+		kpar_buf_puts(out, have_run && ri.verdict ? ri.verdict : "none");
+	} else if (!strcmp(what, "resumable")) {
+		if (have_run && strcmp(ri.status, "complete") != 0)
+			kpar_buf_puts(out, "1");
+	} else if (!strcmp(what, "buckets")) {
+		kpar_buf_printf(out, "%ld", have_run ? ri.nbuckets : 0L);
+	} else if (have_run) {
+		const char *sql = !strcmp(what, "buckets-done")
+			? "SELECT count(*) FROM buckets WHERE run = ?1 AND status = 'collected'"
+			: !strcmp(what, "tests-failed")
+			? "SELECT count(*) FROM results WHERE run = ?1 AND status IN ('fail', 'error')"
+			: "SELECT count(*) FROM results WHERE run = ?1";
+		if ((rc = count(st, sql, ri.id, &n)) == 0)
+			kpar_buf_printf(out, "%lld", n);
+	} else {
+		kpar_buf_puts(out, "0");
+	}
+	kpar_run_info_free(&ri);
+	kpar_state_close(st);
+	return rc;
+}

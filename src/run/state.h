@@ -1,0 +1,71 @@
+/* state.h - the one state database of a project: $(KPAR_STATE_DIR)/state.db.
+ *
+ * SQLite in WAL mode.  Holds runs, their buckets, every collected test
+ * result, and (through split.h) the duration history that the next split
+ * learns from.  A bucket's results are written in one transaction together
+ * with its "collected" mark, so a kill -9 at any moment loses at most the
+ * buckets in flight and never leaves a half-collected bucket: that is the
+ * invariant RESUME relies on.
+ *
+ * Run states: running -> complete (every bucket collected) or aborted
+ * (interrupted; resumable).  A run left "running" by a killed process is
+ * treated as aborted: the run lock (run.lock, flock) tells the two apart.
+ */
+#ifndef KPAR_STATE_H
+#define KPAR_STATE_H
+
+#include <sqlite3.h>
+
+#include "run/record.h"
+
+struct kpar_state;
+
+#define KPAR_STATE_RDONLY 1   /* never create or modify anything */
+
+struct kpar_run_info {
+	long long id;
+	char *plan;          /* plan digest */
+	char *tests_digest;  /* digest of the test list */
+	char *inputs_digest; /* digest of KPAR_TEST_INPUTS and the run settings */
+	long nbuckets;
+	char *backend;
+	char *status;        /* running | aborted | complete */
+	char *verdict;       /* pass | fail | NULL while unfinished */
+	double started, finished;
+};
+
+void kpar_run_info_free(struct kpar_run_info *r);
+
+/* Opens (creating with KPAR_STATE_RDONLY unset) state_dir/state.db.  With
+ * KPAR_STATE_RDONLY a missing database is KPAR_ENOTFOUND. */
+int kpar_state_open(struct kpar_state **out, const char *state_dir, int flags);
+void kpar_state_close(struct kpar_state *st);
+sqlite3 *kpar_state_db(struct kpar_state *st);
+
+int kpar_state_last_run(struct kpar_state *st, struct kpar_run_info *out);
+int kpar_state_run_get(struct kpar_state *st, long long id, struct kpar_run_info *out);
+/* Creates a run from in (plan, digests, nbuckets, backend) with its buckets pending. */
+int kpar_state_run_begin(struct kpar_state *st, const struct kpar_run_info *in,
+			 const double *estimates, long long *id_out);
+int kpar_state_run_end(struct kpar_state *st, long long id, const char *status, const char *verdict);
+
+/* collected[i] (i in 1..nbuckets) set to 1 for buckets already collected. */
+int kpar_state_collected(struct kpar_state *st, long long run, long nbuckets, unsigned char *collected);
+int kpar_state_bucket_mark(struct kpar_state *st, long long run, int bucket, const char *status,
+			   const char *worker, int attempts);
+/* Stores a bucket's results, marks it collected and feeds the history, in
+ * one transaction.  A bucket already collected is left as it is (returns 0). */
+int kpar_state_collect(struct kpar_state *st, long long run, const struct kpar_bucket_result *r);
+/* Loads the collected results of a run, one kpar_bucket_result per bucket
+ * in bucket order.  Free with kpar_state_results_free. */
+int kpar_state_results(struct kpar_state *st, long long run,
+		       struct kpar_bucket_result **out, size_t *n);
+void kpar_state_results_free(struct kpar_bucket_result *r, size_t n);
+
+/* Answers a question about the last run for `kpar state` and the plugin's
+ * $(kpar-state WHAT): run (its id), status (running|aborted|complete|none),
+ * verdict (pass|fail|none), resumable (1 or empty), buckets (count),
+ * buckets-done, tests-failed, tests.  Never creates or changes anything. */
+int kpar_state_query(const char *state_dir, const char *what, struct kpar_buf *out);
+
+#endif

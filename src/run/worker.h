@@ -1,0 +1,68 @@
+/* worker.h - run one bucket of tests and produce its result record.
+ *
+ * Two ways to run a bucket:
+ *  - per test (default): each test is its own process.  With no run
+ *    command the test id is executed as a path relative to the root (the
+ *    automake harness convention); with a run command, `sh -c '<cmd> "$@"'
+ *    kpar <id>` runs it, so the id reaches the command as one argument and
+ *    never through shell parsing.  Exit 0 pass, 77 skip, 99 hard error,
+ *    anything else fails; a signal or the timeout is an error.
+ *  - batch: the run command gets all the bucket's ids as arguments at once;
+ *    if it wrote JUnit XML to $KPAR_JUNIT, per-test results are taken from
+ *    it, otherwise every test gets the command's status.
+ * Failed tests are retried up to `retries` times; one that passes on a
+ * retry is KPAR_FLAKY, never hidden as a pass.
+ *
+ * Every test runs with cwd = root, stdin from /dev/null, stdout and stderr
+ * into one pipe, in its own process group (stray members are killed when
+ * the test exits), and this environment: TMPDIR = <workdir>/tmp,
+ * KPAR_WORKDIR = <workdir> (both absolute and created), KPAR_BUCKET,
+ * KPAR_TEST_ATTEMPT (1-based), KPAR_TEST_ID (per test mode), KPAR_JUNIT =
+ * <workdir>/junit.xml (batch mode; removed before each run).  A signal or
+ * the timeout is KPAR_ERROR with exit_code -1 (or the status the test
+ * exited with after SIGTERM) and a note in the output; an id that cannot be
+ * executed is KPAR_ERROR with exit_code 127 (missing) or 126.
+ */
+#ifndef KPAR_WORKER_H
+#define KPAR_WORKER_H
+
+#include "base/buf.h"
+#include "run/record.h"
+
+enum kpar_run_mode { KPAR_MODE_EACH = 0, KPAR_MODE_BATCH = 1 };
+
+struct kpar_worker_opts {
+	const char *root;        /* directory tests run in (the project); "." if NULL */
+	const char *workdir;     /* this worker's private dir: TMPDIR, KPAR_WORKDIR; may be NULL */
+	const char *run_cmd;     /* NULL or "" = execute the id itself */
+	enum kpar_run_mode mode;
+	double timeout;          /* seconds per test (batch: per bucket); 0 = none */
+	int retries;             /* extra attempts for a failed test */
+	size_t pass_output_max;  /* bytes of output kept for passing tests */
+	size_t fail_output_max;  /* bytes kept for failing tests (head and tail) */
+	const char *plan;        /* copied into the result */
+	int bucket;
+	int attempt;
+	const char *worker_name; /* NULL = hostname */
+	double kill_grace;       /* seconds from SIGTERM to SIGKILL on timeout/interrupt (5) */
+	/* Called after each test's final attempt (batch: after the bucket),
+	 * e.g. for progress lines; t is borrowed. */
+	void (*on_test)(const struct kpar_test_result *t, void *payload);
+	void *payload;
+};
+
+/* Defaults: mode each, pass_output_max 4 KiB, fail_output_max 256 KiB,
+ * retries 0, timeout 0, kill_grace 5, bucket 1, attempt 1. */
+void kpar_worker_opts_init(struct kpar_worker_opts *o);
+
+/* Runs tests (ids) and fills out (zeroed first; free it with
+ * kpar_bucket_result_free whatever the return).  Returns 0 when every test
+ * was run (whatever their results), negative when the bucket could not be
+ * run; KPAR_EINTR if interrupted by SIGINT/SIGTERM: the running test's
+ * process group is stopped and out holds the tests finished before.
+ * Installs SIGINT/SIGTERM/SIGCHLD handlers for its duration (proc.h), so
+ * one call at a time per process. */
+int kpar_worker_run(const struct kpar_worker_opts *o, const struct kpar_strv *ids,
+		    struct kpar_bucket_result *out);
+
+#endif
