@@ -65,6 +65,23 @@ static const struct setting {
 	{ "insecure-registries", STR, F(insecure_registries), "", 0, 0, NULL, 0 },
 	{ "registry-debug", BOOL, F(registry_debug), "0", 0, 0, NULL, 0 },
 	{ "libcurl", STR, F(libcurl), KPAR_LIBCURL_SONAME, 0, 0, NULL, 0 },
+	/* the Kubernetes backend */
+	{ "kubeconfig", STR, F(kubeconfig), "", 0, 0, NULL, 0 },
+	{ "context", STR, F(context), "", 0, 0, NULL, 0 },
+	{ "namespace", STR, F(namespace), "", 0, 0, NULL, 0 },
+	{ "k8s-service-account", STR, F(k8s_service_account), "", 0, 0, NULL, 0 },
+	{ "k8s-pull-secrets", STR, F(k8s_pull_secrets), "", 0, 0, NULL, 0 },
+	{ "k8s-requests", STR, F(k8s_requests), "", 0, 0, NULL, 0 },
+	{ "k8s-limits", STR, F(k8s_limits), "", 0, 0, NULL, 0 },
+	{ "k8s-node-selector", STR, F(k8s_node_selector), "", 0, 0, NULL, 0 },
+	{ "k8s-tolerations", STR, F(k8s_tolerations), "", 0, 0, NULL, 0 },
+	{ "k8s-priority-class", STR, F(k8s_priority_class), "", 0, 0, NULL, 0 },
+	{ "k8s-labels", STR, F(k8s_labels), "", 0, 0, NULL, 0 },
+	{ "k8s-annotations", STR, F(k8s_annotations), "", 0, 0, NULL, 0 },
+	{ "k8s-spot", STR, F(k8s_spot), "none", 0, 0, NULL, 0 },
+	{ "k8s-stall-timeout", DBL, F(k8s_stall_timeout), "600", 0, 0, NULL, 0 },
+	{ "k8s-ttl", LONG, F(k8s_ttl), "3600", 0, 0, NULL, 0 },
+	{ "k8s-debug", BOOL, F(k8s_debug), "0", 0, 0, NULL, 0 },
 	/* the artifact cache; kpar fetch and kpar cache take these from the
 	 * environment only (their options of the same meaning are their own) */
 	{ "cache-dir", STR, F(cache_dir), "", 0, 0, NULL, 0 },
@@ -200,6 +217,12 @@ int kpar_conf_load(struct kpar_conf *c)
 	if (strcmp(c->run_mode, "each") && strcmp(c->run_mode, "batch"))
 		return kpar_error_set(KPAR_EINVAL, "KPAR_RUN_MODE: '%s' is not 'each' or 'batch'",
 				      c->run_mode);
+	if (strcmp(c->backend, "local") && strcmp(c->backend, "k8s"))
+		return kpar_error_set(KPAR_EINVAL, "KPAR_BACKEND: '%s' is not local or k8s", c->backend);
+	if (strcmp(c->k8s_spot, "none") && strcmp(c->k8s_spot, "gke") && strcmp(c->k8s_spot, "eks") &&
+	    strcmp(c->k8s_spot, "karpenter") && strcmp(c->k8s_spot, "aks"))
+		return kpar_error_set(KPAR_EINVAL, "KPAR_K8S_SPOT: '%s' is not none, gke, eks, karpenter "
+				      "or aks", c->k8s_spot);
 	if (strcmp(c->progress, "auto") && strcmp(c->progress, "always") && strcmp(c->progress, "never"))
 		return kpar_error_set(KPAR_EINVAL, "KPAR_PROGRESS: '%s' is not auto, always or never",
 				      c->progress);

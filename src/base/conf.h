@@ -18,7 +18,7 @@ struct kpar_conf {
 	char *list_cmd;      /* KPAR_LIST_CMD: prints one test id per line */
 	char *run_cmd;       /* KPAR_RUN_CMD: runs a test (or a bucket in batch mode) */
 	char *run_mode;      /* KPAR_RUN_MODE: each | batch */
-	char *backend;       /* KPAR_BACKEND: local */
+	char *backend;       /* KPAR_BACKEND: local | k8s */
 	char *inputs;        /* KPAR_TEST_INPUTS: files whose contents key the run */
 	char *test_env;      /* KPAR_TEST_ENV: names of environment variables whose values key the run */
 	char *hints;         /* KPAR_HINTS: "<glob> <seconds>" lines for unknown tests */
@@ -49,6 +49,23 @@ struct kpar_conf {
 	char *insecure_registries; /* KPAR_INSECURE_REGISTRIES: hosts allowed over plain http */
 	int registry_debug;  /* KPAR_REGISTRY_DEBUG: trace registry requests on stderr */
 	char *libcurl;       /* KPAR_LIBCURL: the libcurl to load on the first transfer */
+	/* the Kubernetes backend (k8s/job.c) */
+	char *kubeconfig;    /* KPAR_KUBECONFIG: kubeconfig file list; "" = $KUBECONFIG, ~/.kube/config */
+	char *context;       /* KPAR_CONTEXT: kubeconfig context; "" = current-context */
+	char *namespace;     /* KPAR_NAMESPACE: "" = the context's, else default */
+	char *k8s_service_account; /* KPAR_K8S_SERVICE_ACCOUNT: the pods' service account */
+	char *k8s_pull_secrets; /* KPAR_K8S_PULL_SECRETS: imagePullSecrets names */
+	char *k8s_requests;  /* KPAR_K8S_REQUESTS: cpu=500m,memory=1Gi */
+	char *k8s_limits;    /* KPAR_K8S_LIMITS: same form */
+	char *k8s_node_selector; /* KPAR_K8S_NODE_SELECTOR: key=value,... */
+	char *k8s_tolerations; /* KPAR_K8S_TOLERATIONS: key[=value]:Effect,... (kubectl taint form) */
+	char *k8s_priority_class; /* KPAR_K8S_PRIORITY_CLASS: priorityClassName */
+	char *k8s_labels;    /* KPAR_K8S_LABELS: extra pod labels key=value,... */
+	char *k8s_annotations; /* KPAR_K8S_ANNOTATIONS: extra pod annotations key=value,... */
+	char *k8s_spot;      /* KPAR_K8S_SPOT: none | gke | eks | karpenter | aks */
+	double k8s_stall_timeout; /* KPAR_K8S_STALL_TIMEOUT: seconds without progress before giving up */
+	long k8s_ttl;        /* KPAR_K8S_TTL: ttlSecondsAfterFinished of the Job */
+	int k8s_debug;       /* KPAR_K8S_DEBUG: trace API requests on stderr */
 	/* the artifact cache (kpar fetch, kpar cache); the cache parses the
 	 * durations and sizes, see kpar_cache_opts_conf */
 	char *cache_dir;     /* KPAR_CACHE_DIR: "" = $XDG_CACHE_HOME/kpar, else ~/.cache/kpar */

@@ -33,17 +33,14 @@ struct slot {
 };
 
 struct sched {
+	struct kpar_dispatch *d;
 	const struct kpar_conf *c;
 	const struct kpar_plan *p;
-	struct kpar_state *st;
-	long long run;
 	struct kpar_progress *prog;
-	struct kpar_local_stats *stats;
 	struct slot *slots;
 	long nslots;
 	int *queue;       /* pending buckets, front first */
 	size_t qhead, qlen, qcap;
-	int *attempts;    /* per bucket, 1-based */
 	char *self;
 	char *rundir_results, *rundir_logs, *rundir_work;
 };
@@ -100,7 +97,7 @@ static int spawn(struct sched *s, struct slot *sl, long slot_no, int bucket)
 	work = kpar_xasprintf("%s/w%ld", s->rundir_work, slot_no + 1);
 	name = kpar_xasprintf("local-w%ld", slot_no + 1);
 	snprintf(num, sizeof num, "%d", bucket);
-	snprintf(att, sizeof att, "%d", s->attempts[bucket]);
+	snprintf(att, sizeof att, "%d", s->d->attempts[bucket]);
 	/* A record left by an earlier attempt must not pass for this one's. */
 	unlink(out);
 
@@ -140,7 +137,7 @@ static int spawn(struct sched *s, struct slot *sl, long slot_no, int bucket)
 	sl->pid = pid;
 	sl->bucket = bucket;
 	sl->started = kpar_progress_now();
-	kpar_state_bucket_mark(s->st, s->run, bucket, "running", name, s->attempts[bucket]);
+	kpar_state_bucket_mark(s->d->st, s->d->run, bucket, "running", name, s->d->attempts[bucket]);
 	s->prog->running++;
 done:
 	free(bucket_file);
@@ -152,159 +149,40 @@ done:
 	return rc;
 }
 
-/* Last lines of a worker's log, for the error a lost bucket reports. */
-static char *log_tail(const char *path, size_t max)
-{
-	char *text = NULL, *t;
-	size_t len = 0;
-
-	if (kpar_fs_read_all(path, &text, &len) < 0) {
-		kpar_error_clear();
-		return kpar_xstrdup("(no worker log)");
-	}
-	t = kpar_xstrdup(len > max ? text + len - max : text);
-	free(text);
-	return t;
-}
-
-/* A bucket whose worker kept dying still gets a result for every test, so
- * the report covers each test exactly once and the verdict is a failure. */
-static int collect_lost(struct sched *s, int bucket, const char *why)
-{
-	const struct kpar_plan_bucket *pb = &s->p->buckets[bucket - 1];
-	struct kpar_bucket_result r;
-	char *log = bucket_path(s->rundir_logs, bucket, ".log");
-	char *tail = log_tail(log, 2000);
-	char *msg = kpar_xasprintf("kpar: worker for bucket %d failed %d times (%s); test not run.\n"
-				   "worker log %s ends with:\n%s", bucket, s->attempts[bucket], why, log, tail);
-	size_t i;
-	int rc;
-
-	memset(&r, 0, sizeof r);
-	r.plan = kpar_xstrdup(s->p->digest);
-	r.bucket = bucket;
-	r.attempt = s->attempts[bucket];
-	r.worker = kpar_xstrdup("local");
-	r.started = r.finished = (double)time(NULL);
-	for (i = 0; i < pb->tests.n; i++) {
-		struct kpar_test_result *t = kpar_bucket_result_add(&r, pb->tests.v[i], KPAR_ERROR, 0,
-								    msg, strlen(msg));
-		t->exit_code = -1;
-		t->attempts = 0;
-	}
-	rc = kpar_state_collect(s->st, s->run, &r);
-	kpar_bucket_result_free(&r);
-	free(log);
-	free(tail);
-	free(msg);
-	s->stats->lost++;
-	return rc;
-}
-
+/* Hands a finished worker's record (or why there is none) to the shared
+ * collect step; a bucket to retry goes to the front of the queue, so a
+ * long bucket is not left for the end. */
 static int collect(struct sched *s, struct slot *sl, int status)
 {
-	int bucket = sl->bucket, rc = 0;
+	int bucket = sl->bucket, rc;
 	char *rec = bucket_path(s->rundir_results, bucket, ".rec");
-	char *text = NULL, why[256] = "";
-	size_t len = 0, i, failed = 0;
-	struct kpar_bucket_result r;
+	char *log = bucket_path(s->rundir_logs, bucket, ".log");
+	char *text = NULL, failure[160] = "", where[32];
+	size_t len = 0;
 	double took = kpar_progress_now() - sl->started;
-	const struct kpar_plan_bucket *pb = &s->p->buckets[bucket - 1];
 
-	memset(&r, 0, sizeof r);
 	s->prog->running--;
+	snprintf(where, sizeof where, "local-w%ld", (long)(sl - s->slots) + 1);
 	sl->pid = 0;
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-		if (kpar_fs_read_all(rec, &text, &len) < 0) {
-			snprintf(why, sizeof why, "no result record");
-		} else if (kpar_record_decode(text, len, &r) < 0) {
-			snprintf(why, sizeof why, "damaged record: %.200s", kpar_error_last());
-		} else if (r.bucket != bucket || !r.plan || strcmp(r.plan, s->p->digest) != 0) {
-			snprintf(why, sizeof why, "record is for another bucket or plan");
-		} else if (kpar_local_record_covers(&r, &pb->tests, why, sizeof why) < 0) {
-			/* why names the missing test */
-		}
-		kpar_error_clear();
-	} else if (WIFEXITED(status)) {
-		snprintf(why, sizeof why, "worker exited with status %d", WEXITSTATUS(status));
+		if (kpar_fs_read_all(rec, &text, &len) < 0)
+			kpar_error_clear();
 	} else {
-		snprintf(why, sizeof why, "worker killed by signal %d", WTERMSIG(status));
+		if (WIFEXITED(status))
+			snprintf(failure, sizeof failure, "worker exited with status %d", WEXITSTATUS(status));
+		else
+			snprintf(failure, sizeof failure, "worker killed by signal %d", WTERMSIG(status));
+		/* the worker's log, for the error a lost bucket reports */
+		if (kpar_fs_read_all(log, &text, &len) < 0)
+			kpar_error_clear();
 	}
+	rc = kpar_dispatch_record(s->d, bucket, text, len, *failure ? failure : NULL, where, took);
+	if (rc == KPAR_BUCKET_RETRY)
+		queue_push_front(s, bucket);
 	free(text);
-
-	if (*why) {
-		s->stats->worker_failures++;
-		kpar_bucket_result_free(&r);
-		free(rec);
-		if (s->attempts[bucket] <= s->c->worker_retries) {
-			kpar_progress_line(s->prog, "kpar: bucket %d: %s; retrying (attempt %d)",
-					   bucket, why, s->attempts[bucket] + 1);
-			s->attempts[bucket]++;
-			kpar_state_bucket_mark(s->st, s->run, bucket, "pending", NULL, s->attempts[bucket] - 1);
-			queue_push_front(s, bucket);
-			return 0;
-		}
-		kpar_progress_line(s->prog, "kpar: bucket %d: %s; giving up after %d attempts",
-				   bucket, why, s->attempts[bucket]);
-		rc = collect_lost(s, bucket, why);
-		s->prog->done++;
-		s->prog->failed_tests += pb->tests.n;
-		s->prog->tests_done += pb->tests.n;
-		s->prog->est_remaining -= pb->estimate;
-		return rc;
-	}
-	if ((rc = kpar_state_collect(s->st, s->run, &r)) < 0) {
-		kpar_bucket_result_free(&r);
-		free(rec);
-		return rc;
-	}
-	for (i = 0; i < r.ntests; i++)
-		if (r.tests[i].status == KPAR_FAIL || r.tests[i].status == KPAR_ERROR)
-			failed++;
-	s->stats->collected++;
-	s->prog->done++;
-	s->prog->tests_done += r.ntests;
-	s->prog->failed_tests += failed;
-	s->prog->est_remaining -= pb->estimate;
-	if (pb->estimate > 0) {
-		/* Smooth the observed/estimated ratio so the ETA adapts to a
-		 * machine slower or faster than the history says. */
-		double ratio = took / pb->estimate;
-		s->prog->scale = s->stats->collected == 1 ? ratio : 0.7 * s->prog->scale + 0.3 * ratio;
-	}
-	kpar_progress_line(s->prog, "kpar: bucket %d/%zu done: %zu tests, %zu failed, %.1fs [%s]",
-			   bucket, s->p->nbuckets, r.ntests, failed, took, r.worker ? r.worker : "?");
-	kpar_bucket_result_free(&r);
 	free(rec);
-	return 0;
-}
-
-static int cmp_id(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-int kpar_local_record_covers(const struct kpar_bucket_result *r, const struct kpar_strv *tests,
-			     char *why, size_t whylen)
-{
-	char **ids = kpar_xcalloc(r->ntests ? r->ntests : 1, sizeof *ids);
-	size_t i;
-	int rc = 0;
-
-	/* A batch command's JUnit may add testcases; it must not lose any. */
-	for (i = 0; i < r->ntests; i++)
-		ids[i] = r->tests[i].id;
-	qsort(ids, r->ntests, sizeof *ids, cmp_id);
-	for (i = 0; i < tests->n; i++) {
-		const char *key = tests->v[i];
-		if (!bsearch(&key, ids, r->ntests, sizeof *ids, cmp_id)) {
-			snprintf(why, whylen, "record lacks test '%.150s'", key);
-			rc = -1;
-			break;
-		}
-	}
-	free(ids);
-	return rc;
+	free(log);
+	return rc < 0 ? rc : 0;
 }
 
 static struct slot *find_slot(struct sched *s, pid_t pid)
@@ -335,10 +213,11 @@ static void stop_all(struct sched *s, int sig)
 			kill(-s->slots[i].pid, sig);
 }
 
-int kpar_local_run(const struct kpar_conf *c, const struct kpar_plan *p, struct kpar_state *st,
-		   long long run, const unsigned char *skip, struct kpar_progress *prog,
-		   struct kpar_local_stats *stats)
+static int local_run(struct kpar_dispatch *d)
 {
+	const struct kpar_conf *c = d->c;
+	const struct kpar_plan *p = d->p;
+	struct kpar_progress *prog = d->prog;
 	struct sched s;
 	sigset_t mask, old;
 	int rc = 0, interrupted = 0;
@@ -346,13 +225,10 @@ int kpar_local_run(const struct kpar_conf *c, const struct kpar_plan *p, struct 
 	size_t i;
 
 	memset(&s, 0, sizeof s);
-	memset(stats, 0, sizeof *stats);
+	s.d = d;
 	s.c = c;
 	s.p = p;
-	s.st = st;
-	s.run = run;
 	s.prog = prog;
-	s.stats = stats;
 	s.self = worker_exe();
 	if (!s.self)
 		return kpar_error_errno(KPAR_EIO, "cannot find the kpar executable (/proc/self/exe)");
@@ -367,14 +243,9 @@ int kpar_local_run(const struct kpar_conf *c, const struct kpar_plan *p, struct 
 	s.slots = kpar_xcalloc((size_t)s.nslots, sizeof *s.slots);
 	s.qcap = p->nbuckets + 1;
 	s.queue = kpar_xcalloc(s.qcap, sizeof *s.queue);
-	s.attempts = kpar_xcalloc(p->nbuckets + 1, sizeof *s.attempts);
-	for (i = 1; i <= p->nbuckets; i++) {
-		if (skip && skip[i])
-			continue;
-		s.queue[s.qlen++] = (int)i;
-		s.attempts[i] = 1;
-		prog->est_remaining += p->buckets[i - 1].estimate;
-	}
+	for (i = 1; i <= p->nbuckets; i++)
+		if (!d->done[i])
+			s.queue[s.qlen++] = (int)i;
 
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGCHLD);
@@ -429,7 +300,8 @@ int kpar_local_run(const struct kpar_conf *c, const struct kpar_plan *p, struct 
 				} else {
 					sl->pid = 0;
 					prog->running--;
-					kpar_state_bucket_mark(st, run, sl->bucket, "pending", NULL, s.attempts[sl->bucket]);
+					kpar_state_bucket_mark(d->st, d->run, sl->bucket, "pending", NULL,
+							       d->attempts[sl->bucket]);
 				}
 				continue;
 			}
@@ -455,9 +327,10 @@ out:
 	free(s.self);
 	free(s.slots);
 	free(s.queue);
-	free(s.attempts);
 	free(s.rundir_results);
 	free(s.rundir_logs);
 	free(s.rundir_work);
 	return rc;
 }
+
+const struct kpar_backend kpar_local_backend = { "local", local_run, NULL, NULL };

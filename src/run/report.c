@@ -74,7 +74,8 @@ static int cmp_slowest(const void *a, const void *b)
 	return strcmp(x->t->id, y->t->id);
 }
 
-static void build_summary(const struct kpar_run_info *ri, struct kpar_bucket_result *res, size_t nres,
+static void build_summary(const struct kpar_run_info *ri, const char *events,
+			  struct kpar_bucket_result *res, size_t nres,
 			  struct kpar_report_totals *tot, struct kpar_buf *b)
 {
 	struct worker_time *wt = NULL;
@@ -159,6 +160,8 @@ static void build_summary(const struct kpar_run_info *ri, struct kpar_bucket_res
 	}
 	if (nw && sumbusy > 0)
 		kpar_buf_printf(b, "  imbalance: busiest worker %.2fx the mean\n", maxbusy / (sumbusy / (double)nw));
+	if (events && *events)
+		kpar_buf_printf(b, "\nEvents on the platform (%s):\n%s", ri->backend ? ri->backend : "?", events);
 	kpar_buf_puts(b, "\n");
 	kpar_buf_printf(b, "%zu tests: %zu passed, %zu failed, %zu errors, %zu skipped, %zu flaky  |  ",
 			tot->tests, tot->passed, tot->failed, tot->errors, tot->skipped, tot->flaky);
@@ -181,7 +184,7 @@ int kpar_report_write(const struct kpar_conf *c, struct kpar_state *st, long lon
 	struct kpar_bucket_result *res = NULL, **ptrs = NULL;
 	struct kpar_run_info ri;
 	struct kpar_buf sum = KPAR_BUF_INIT, xml = KPAR_BUF_INIT;
-	char *dir = kpar_conf_path(c, "report"), *path = NULL, *mem = NULL;
+	char *dir = kpar_conf_path(c, "report"), *path = NULL, *mem = NULL, *events = NULL;
 	size_t nres = 0, memlen = 0, i;
 	FILE *f = NULL;
 	int rc;
@@ -205,7 +208,11 @@ int kpar_report_write(const struct kpar_conf *c, struct kpar_state *st, long lon
 	path = kpar_fs_join(dir, "junit.xml");
 	if ((rc = kpar_fs_write_atomic(path, mem, memlen)) < 0)
 		goto done;
-	build_summary(&ri, res, nres, totals, &sum);
+	/* what the backend saw that a user should know (evictions, OOM kills,
+	 * image pull trouble): one line each, kept with the run */
+	if (kpar_state_run_meta_get(st, run, "backend.events", &events) < 0)
+		kpar_error_clear();
+	build_summary(&ri, events, res, nres, totals, &sum);
 	free(path);
 	path = kpar_fs_join(dir, "summary.txt");
 	if ((rc = kpar_fs_write_atomic(path, sum.data, sum.len)) < 0)
@@ -220,6 +227,7 @@ int kpar_report_write(const struct kpar_conf *c, struct kpar_state *st, long lon
 	}
 done:
 	kpar_run_info_free(&ri);
+	free(events);
 	kpar_state_results_free(res, nres);
 	free(ptrs);
 	free(mem);

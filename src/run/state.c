@@ -35,6 +35,11 @@ static const char schema[] =
 	"  seconds REAL, attempts INTEGER, exit_code INTEGER, output BLOB,"
 	"  PRIMARY KEY(run, test));"
 	"CREATE INDEX IF NOT EXISTS results_bucket ON results(run, bucket);"
+	/* what a backend must find again to reattach to a run (a Job's name,
+	 * the image it runs): key/value per run, kept with the run */
+	"CREATE TABLE IF NOT EXISTS run_meta("
+	"  run INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE, key TEXT NOT NULL,"
+	"  value TEXT, PRIMARY KEY(run, key));"
 	"CREATE TABLE IF NOT EXISTS file_digests("
 	"  path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, ino INTEGER, digest TEXT);";
 
@@ -292,6 +297,44 @@ int kpar_state_bucket_mark(struct kpar_state *st, long long run, int bucket, con
 	sqlite3_bind_int(s, 5, attempts);
 	sqlite3_bind_double(s, 6, now());
 	rc = sqlite3_step(s) == SQLITE_DONE ? 0 : db_error(st, "mark bucket");
+	sqlite3_finalize(s);
+	return rc;
+}
+
+int kpar_state_run_meta_set(struct kpar_state *st, long long run, const char *key, const char *value)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	if ((rc = prepare(st, value ? "INSERT OR REPLACE INTO run_meta VALUES(?1, ?2, ?3)"
+			  : "DELETE FROM run_meta WHERE run = ?1 AND key = ?2", &s)) < 0)
+		return rc;
+	sqlite3_bind_int64(s, 1, run);
+	sqlite3_bind_text(s, 2, key, -1, SQLITE_STATIC);
+	if (value)
+		sqlite3_bind_text(s, 3, value, -1, SQLITE_STATIC);
+	rc = sqlite3_step(s) == SQLITE_DONE ? 0 : db_error(st, "store run metadata");
+	sqlite3_finalize(s);
+	return rc;
+}
+
+int kpar_state_run_meta_get(struct kpar_state *st, long long run, const char *key, char **value)
+{
+	sqlite3_stmt *s;
+	int rc, step;
+
+	*value = NULL;
+	if ((rc = prepare(st, "SELECT value FROM run_meta WHERE run = ?1 AND key = ?2", &s)) < 0)
+		return rc;
+	sqlite3_bind_int64(s, 1, run);
+	sqlite3_bind_text(s, 2, key, -1, SQLITE_STATIC);
+	step = sqlite3_step(s);
+	if (step == SQLITE_ROW)
+		*value = col_str(s, 0);
+	else if (step == SQLITE_DONE)
+		rc = KPAR_ENOTFOUND;
+	else
+		rc = db_error(st, "read run metadata");
 	sqlite3_finalize(s);
 	return rc;
 }

@@ -53,6 +53,11 @@ int kpar_state_run_end(struct kpar_state *st, long long id, const char *status, 
 int kpar_state_collected(struct kpar_state *st, long long run, long nbuckets, unsigned char *collected);
 int kpar_state_bucket_mark(struct kpar_state *st, long long run, int bucket, const char *status,
 			   const char *worker, int attempts);
+/* A backend's own notes about a run (a Job name, the image it runs), so a
+ * resume can find them again.  value NULL deletes the key; _get returns
+ * KPAR_ENOTFOUND (no message) for a key never set; *value is malloc'd. */
+int kpar_state_run_meta_set(struct kpar_state *st, long long run, const char *key, const char *value);
+int kpar_state_run_meta_get(struct kpar_state *st, long long run, const char *key, char **value);
 /* Stores a bucket's results, marks it collected and feeds the history, in
  * one transaction.  A bucket already collected is left as it is (returns 0). */
 int kpar_state_collect(struct kpar_state *st, long long run, const struct kpar_bucket_result *r);

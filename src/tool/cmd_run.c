@@ -18,7 +18,7 @@
 #include "base/conf.h"
 #include "base/error.h"
 #include "base/fs.h"
-#include "run/local.h"
+#include "run/backend.h"
 #include "run/plan.h"
 #include "base/progress.h"
 #include "run/record.h"
@@ -27,7 +27,7 @@
 #include "tool/cmds.h"
 
 static const char usage[] =
-	"usage: kpar run [--resume] [--workers N] [--backend local] [--state-dir DIR] ...\n"
+	"usage: kpar run [--resume] [--workers N] [--backend local|k8s] [--state-dir DIR] ...\n"
 	"Runs every bucket of <state-dir>/plan.json and collects the results into the\n"
 	"state database, then writes <state-dir>/report/{junit.xml,summary.txt,verdict}.\n"
 	"--resume continues the last unfinished run without rerunning collected buckets;\n"
@@ -65,30 +65,31 @@ static const char *why_changed(const struct kpar_run_info *ri, const struct kpar
 }
 
 /* Records that landed after the runner last collected (it was killed
- * between a worker finishing and the commit) are taken as they are. */
-static void adopt_records(const struct kpar_conf *c, const struct kpar_plan *p, struct kpar_state *st,
-			  long long run, unsigned char *collected)
+ * between a worker finishing and the commit; a backend keeps every record
+ * it fetched under results/) are taken as they are. */
+static void adopt_records(const struct kpar_conf *c, struct kpar_dispatch *d)
 {
 	size_t b;
 
-	for (b = 1; b <= p->nbuckets; b++) {
+	for (b = 1; b <= d->p->nbuckets; b++) {
 		char *path, *text = NULL, why[256];
 		size_t len = 0;
 		struct kpar_bucket_result r;
 
-		if (collected[b])
+		if (d->done[b])
 			continue;
 		path = kpar_xasprintf("%s/results/test-group-%zu.rec", c->state_dir, b);
-		memset(&r, 0, sizeof r);
-		if (kpar_fs_read_all(path, &text, &len) == 0 && kpar_record_decode(text, len, &r) == 0 &&
-		    r.plan && strcmp(r.plan, p->digest) == 0 && (size_t)r.bucket == b &&
-		    kpar_local_record_covers(&r, &p->buckets[b - 1].tests, why, sizeof why) == 0 &&
-		    kpar_state_collect(st, run, &r) == 0) {
-			collected[b] = 1;
-			fprintf(stderr, "kpar: bucket %zu: adopted its finished result record\n", b);
+		if (kpar_fs_read_all(path, &text, &len) == 0 &&
+		    kpar_dispatch_verify(d, (int)b, text, len, &r, why, sizeof why) == 0) {
+			if (kpar_state_collect(d->st, d->run, &r) == 0) {
+				d->done[b] = 1;
+				d->prog->done++;
+				d->prog->est_remaining -= d->p->buckets[b - 1].estimate;
+				fprintf(stderr, "kpar: bucket %zu: adopted its finished result record\n", b);
+			}
+			kpar_bucket_result_free(&r);
 		}
 		kpar_error_clear();
-		kpar_bucket_result_free(&r);
 		free(text);
 		free(path);
 	}
@@ -101,13 +102,14 @@ int kpar_cmd_run(int argc, char **argv)
 	struct kpar_state *st = NULL;
 	struct kpar_run_info last, in;
 	struct kpar_progress prog;
-	struct kpar_local_stats stats;
+	struct kpar_dispatch d;
+	const struct kpar_backend *be;
 	struct kpar_report_totals tot;
 	unsigned char *collected = NULL;
 	char *plan_path = NULL, *verdict = NULL;
 	long long run = 0;
 	size_t ndone = 0, b;
-	int i, rc, lockfd = -1, have_last;
+	int i, rc, lockfd = -1, have_last, resumed = 0;
 
 	memset(&p, 0, sizeof p);
 	memset(&last, 0, sizeof last);
@@ -126,8 +128,8 @@ int kpar_cmd_run(int argc, char **argv)
 			goto fail;
 		}
 	}
-	if (strcmp(c.backend, "local") != 0) {
-		rc = kpar_error_set(KPAR_EINVAL, "KPAR_BACKEND '%s' is not available in this build (local)", c.backend);
+	if (!(be = kpar_tool_backend(c.backend))) {
+		rc = kpar_error_set(KPAR_EINVAL, "KPAR_BACKEND '%s' is not a backend (local, k8s)", c.backend);
 		goto fail;
 	}
 	plan_path = kpar_conf_path(&c, "plan.json");
@@ -151,12 +153,12 @@ int kpar_cmd_run(int argc, char **argv)
 		run = last.id;
 		if ((rc = kpar_state_collected(st, run, (long)p.nbuckets, collected)) < 0)
 			goto fail;
-		adopt_records(&c, &p, st, run, collected);
 		for (b = 1; b <= p.nbuckets; b++)
 			ndone += collected[b];
 		fprintf(stderr, "kpar: resuming run %lld: %zu of %zu buckets already collected\n",
 			run, ndone, p.nbuckets);
 		kpar_state_run_end(st, run, "running", NULL);
+		resumed = 1;
 	} else if (c.resume && have_last && strcmp(last.plan, p.digest) == 0) {
 		fprintf(stderr, "kpar: run %lld of this plan is already complete; nothing to resume\n", last.id);
 		run = last.id;
@@ -189,14 +191,20 @@ int kpar_cmd_run(int argc, char **argv)
 
 	kpar_progress_init(&prog, stderr, c.progress, p.nbuckets, c.workers);
 	prog.done = ndone;
-	if (ndone < p.nbuckets) {
-		rc = kpar_local_run(&c, &p, st, run, collected, &prog, &stats);
+	kpar_dispatch_init(&d, &c, &p, st, run, collected, &prog);
+	d.resumed = resumed;
+	if (resumed)
+		adopt_records(&c, &d);
+	if (kpar_dispatch_pending(&d) > 0) {
+		rc = be->run(&d);
 		kpar_progress_end(&prog);
 		if (rc < 0) {
+			kpar_dispatch_free(&d);
 			kpar_state_run_end(st, run, "aborted", NULL);
 			goto fail;
 		}
 	}
+	kpar_dispatch_free(&d);
 	if ((rc = kpar_report_write(&c, st, run, &tot)) < 0)
 		goto fail;
 	if ((rc = kpar_state_run_end(st, run, "complete", tot.failed || tot.errors ? "fail" : "pass")) < 0)

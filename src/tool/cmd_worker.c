@@ -32,7 +32,8 @@ static const char usage_text[] =
 	"\n"
 	"  --bucket-file FILE   tests of the bucket, one id per line (empty lines ignored)\n"
 	"  --bucket N           bucket number (default: from FILE named test-group-N,\n"
-	"                       else $JOB_COMPLETION_INDEX + 1)\n"
+	"                       else $JOB_COMPLETION_INDEX + 1, or the index's\n"
+	"                       entry of $KPAR_BUCKET_LIST, comma-separated)\n"
 	"  --buckets-dir DIR    read the bucket's tests from DIR/test-group-N\n"
 	"  --plan DIGEST        plan the bucket belongs to (copied into the record)\n"
 	"  --attempt K          bucket attempt number (default 1)\n"
@@ -260,6 +261,28 @@ static void progress(const struct kpar_test_result *t, void *payload)
 		t->attempts > 1 ? ", retried" : "");
 }
 
+/* The idx-th (0-based) number of a comma-separated bucket list. */
+static int bucket_from_list(const char *list, int idx, int *bucket)
+{
+	const char *p = list;
+	int i;
+
+	for (i = 0; i < idx && p; i++)
+		if ((p = strchr(p, ',')))
+			p++;
+	if (p) {
+		char *end;
+		long b;
+		errno = 0;
+		b = strtol(p, &end, 10);
+		if (!errno && end != p && (*end == ',' || !*end) && b >= 1 && b <= 999999) {
+			*bucket = (int)b;
+			return 0;
+		}
+	}
+	return kpar_error_set(KPAR_EINVAL, "KPAR_BUCKET_LIST has no bucket number at index %d", idx);
+}
+
 int kpar_cmd_worker(int argc, char **argv)
 {
 	struct kpar_worker_opts o;
@@ -340,6 +363,11 @@ int kpar_cmd_worker(int argc, char **argv)
 		if ((rc = parse_int("JOB_COMPLETION_INDEX", env, 0, 999999, &idx)) < 0)
 			goto fail;
 		bucket = idx + 1;
+		/* A Job that reruns some buckets only lists them: index i runs
+		 * the i-th (k8s/job.c), so one pod template serves any set. */
+		if ((env = getenv("KPAR_BUCKET_LIST")) && *env &&
+		    (rc = bucket_from_list(env, idx, &bucket)) < 0)
+			goto fail;
 	}
 	if (buckets_dir) {
 		if (bucket == 0) {

@@ -16,6 +16,12 @@ int kpar_cmd_state(int argc, char **argv);
 int kpar_cmd_image(int argc, char **argv);
 int kpar_cmd_fetch(int argc, char **argv);
 int kpar_cmd_cache(int argc, char **argv);
+int kpar_cmd_status(int argc, char **argv);
+int kpar_cmd_cancel(int argc, char **argv);
+
+struct kpar_backend;
+/* The backend KPAR_BACKEND names (local, k8s), or NULL. */
+const struct kpar_backend *kpar_tool_backend(const char *name);
 
 /* Prints "kpar <cmd>: <kpar_error_last()>" and returns the exit status for rc. */
 int kpar_tool_fail(const char *cmd, int rc);

@@ -19,6 +19,8 @@ static const struct {
 	{ "plan", kpar_cmd_plan, "split the test list into bucket files from duration history" },
 	{ "run", kpar_cmd_run, "run every bucket on the configured backend and collect results" },
 	{ "worker", kpar_cmd_worker, "run one bucket and print its result record" },
+	{ "status", kpar_cmd_status, "show the last run's live state where it runs (Jobs, pods)" },
+	{ "cancel", kpar_cmd_cancel, "stop the last run where it runs (delete its Job and pods)" },
 	{ "report", kpar_cmd_report, "print the global view of the last run; exit 1 if a test failed" },
 	{ "state", kpar_cmd_state, "query the state database (runs, buckets, history)" },
 	{ "image", kpar_cmd_image, "build (and push) the OCI image of the test payload" },
