@@ -138,6 +138,22 @@ static void put_env(cJSON *env, const char *name, const char *value)
 	cJSON_AddItemToArray(env, e);
 }
 
+/* Whether the NAME=value words of KPAR_IMAGE_ENV set name. */
+static int image_sets(const char *image_env, const char *name)
+{
+	size_t n = strlen(name);
+	const char *p = image_env;
+
+	while (p && *p) {
+		while (*p == ' ' || *p == '\t' || *p == '\n')
+			p++;
+		if (!strncmp(p, name, n) && p[n] == '=')
+			return 1;
+		p += strcspn(p, " \t\n");
+	}
+	return 0;
+}
+
 /* Label values are at most 63 characters: the digest's hex, cut. */
 static void plan_label(const char *digest, char out[41])
 {
@@ -242,14 +258,15 @@ int kpar_k8s_job_json(const struct kpar_conf *c, const struct kpar_plan *p, cons
 	cJSON_AddItemToArray(args, cJSON_CreateString("--plan"));
 	cJSON_AddItemToArray(args, cJSON_CreateString(p->digest));
 	cJSON_AddItemToArray(args, cJSON_CreateString("--name"));
-	cJSON_AddItemToArray(args, cJSON_CreateString("$(KPAR_POD_NAME)"));
+	/* the node is the worker the summary's busy times are about */
+	cJSON_AddItemToArray(args, cJSON_CreateString("$(KPAR_NODE_NAME)"));
 	env = cJSON_AddArrayToObject(ctr, "env");
 	{
 		cJSON *e = cJSON_CreateObject(), *from, *ref;
-		cJSON_AddStringToObject(e, "name", "KPAR_POD_NAME");
+		cJSON_AddStringToObject(e, "name", "KPAR_NODE_NAME");
 		from = cJSON_AddObjectToObject(e, "valueFrom");
 		ref = cJSON_AddObjectToObject(from, "fieldRef");
-		cJSON_AddStringToObject(ref, "fieldPath", "metadata.name");
+		cJSON_AddStringToObject(ref, "fieldPath", "spec.nodeName");
 		cJSON_AddItemToArray(env, e);
 	}
 	for (i = 0; i < n; i++) {
@@ -270,12 +287,13 @@ int kpar_k8s_job_json(const struct kpar_conf *c, const struct kpar_plan *p, cons
 		put_env(env, "KPAR_TEST_TIMEOUT", num);
 	}
 	/* the tests' own settings travel with them, as the local backend's
-	 * workers inherit them */
+	 * workers inherit them; one the image sets (KPAR_IMAGE_ENV: a path
+	 * inside the image) keeps the image's value */
 	names = kpar_xstrdup(c->test_env);
 	save = NULL;
 	for (word = strtok_r(names, " \t\n", &save); word; word = strtok_r(NULL, " \t\n", &save)) {
 		const char *v = getenv(word);
-		if (v)
+		if (v && !image_sets(c->image_env, word))
 			put_env(env, word, v);
 	}
 	free(names);
@@ -341,6 +359,7 @@ struct k8s {
 	struct kpar_k8s_config cfg;
 	struct kpar_k8s_client *cl;
 	char *ns, *token, *image, *selector_q;
+	char **bucket_image;  /* KPAR_IMAGE_PER_BUCKET: bucket -> its own image; else NULL */
 	struct kjob *jobs;
 	size_t njobs;
 	int *owner;           /* bucket -> index into jobs, -1 = none */
@@ -503,35 +522,32 @@ static int load_jobs(struct k8s *k)
 	return 0;
 }
 
-/* Creates a Job for the buckets nobody runs (not done, no live owner),
- * longest estimate first so the controller's lowest-index-first order
- * is longest-processing-time-first. */
-static int start_orphans(struct k8s *k)
+/* Jobs still running some bucket. */
+static long live_jobs(const struct k8s *k)
 {
-	const struct kpar_plan *p = k->d->p;
-	int *list = kpar_xcalloc(p->nbuckets + 1, sizeof *list);
-	size_t n = 0, b, i, j;
-	char *name = NULL, *json = NULL, *path = NULL;
-	int rc = 0;
+	size_t i, j;
+	long n = 0;
 
-	for (b = 1; b <= p->nbuckets; b++) {
-		if (k->d->done[b])
+	for (i = 0; i < k->njobs; i++) {
+		if (k->jobs[i].gone || k->jobs[i].finished)
 			continue;
-		if (k->owner[b] >= 0 && !k->jobs[k->owner[b]].gone && !k->jobs[k->owner[b]].finished)
-			continue;
-		list[n++] = (int)b;
+		for (j = 0; j < k->jobs[i].n; j++)
+			if (!k->d->done[k->jobs[i].buckets[j]] && k->owner[k->jobs[i].buckets[j]] == (int)i) {
+				n++;
+				break;
+			}
 	}
-	if (n == 0)
-		goto done;
-	for (i = 1; i < n; i++)
-		for (j = i; j > 0 && p->buckets[list[j - 1] - 1].estimate < p->buckets[list[j] - 1].estimate; j--) {
-			int t = list[j];
-			list[j] = list[j - 1];
-			list[j - 1] = t;
-		}
+	return n;
+}
+
+static int create_job(struct k8s *k, const int *list, size_t n, const char *image)
+{
+	char *name, *json = NULL, *path = NULL;
+	int rc;
+
 	k->seq++;
 	name = kpar_xasprintf("kpar-%s-%d", k->token, k->seq);
-	if ((rc = kpar_k8s_job_json(k->c, p, k->ns, name, k->token, k->image, list, n, &json)) < 0)
+	if ((rc = kpar_k8s_job_json(k->c, k->d->p, k->ns, name, k->token, image, list, n, &json)) < 0)
 		goto done;
 	path = kpar_xasprintf("/apis/batch/v1/namespaces/%s/jobs", k->ns);
 	/* recorded first: a coordinator killed right after the POST must
@@ -545,13 +561,81 @@ static int start_orphans(struct k8s *k)
 		k->jobs[k->njobs - 1].gone = 1;
 		goto done;
 	}
-	kpar_progress_line(k->d->prog, "kpar: started Job %s/%s: %zu buckets, parallelism %ld",
-			   k->ns, name, n, k->c->workers < (long)n ? k->c->workers : (long)n);
+	if (!k->bucket_image)
+		kpar_progress_line(k->d->prog, "kpar: started Job %s/%s: %zu buckets, parallelism %ld",
+				   k->ns, name, n, k->c->workers < (long)n ? k->c->workers : (long)n);
 	k->last_activity = now_mono();
 done:
-	free(list);
 	free(name);
 	free(json);
+	free(path);
+	return rc;
+}
+
+/* Starts the buckets nobody runs (not done, no live owner), longest
+ * estimate first so the controller's lowest-index-first order is
+ * longest-processing-time-first: as one Job, or with an image per bucket
+ * (one pod template each) as single-pod Jobs, at most KPAR_WORKERS at once. */
+static int start_orphans(struct k8s *k)
+{
+	const struct kpar_plan *p = k->d->p;
+	int *list = kpar_xcalloc(p->nbuckets + 1, sizeof *list);
+	size_t n = 0, b, i, j;
+	int rc = 0;
+
+	for (b = 1; b <= p->nbuckets; b++) {
+		if (k->d->done[b])
+			continue;
+		if (k->owner[b] >= 0 && !k->jobs[k->owner[b]].gone && !k->jobs[k->owner[b]].finished)
+			continue;
+		list[n++] = (int)b;
+	}
+	for (i = 1; i < n; i++)
+		for (j = i; j > 0 && p->buckets[list[j - 1] - 1].estimate < p->buckets[list[j] - 1].estimate; j--) {
+			int t = list[j];
+			list[j] = list[j - 1];
+			list[j - 1] = t;
+		}
+	if (n && !k->bucket_image) {
+		rc = create_job(k, list, n, k->image);
+	} else if (n) {
+		long room = k->c->workers - live_jobs(k);
+		for (i = 0; i < n && room > 0 && rc == 0; i++, room--)
+			rc = create_job(k, &list[i], 1, k->bucket_image[list[i]]);
+	}
+	free(list);
+	return rc;
+}
+
+/* image/bucket-refs: "N host/repo@sha256:..." per bucket. */
+static int read_bucket_refs(struct k8s *k)
+{
+	char *path = kpar_conf_path(k->c, "image/bucket-refs"), *text = NULL, *line, *save = NULL;
+	size_t b, nb = k->d->p->nbuckets;
+	int rc = kpar_fs_read_all(path, &text, NULL);
+
+	if (rc < 0) {
+		kpar_error_clear();
+		rc = kpar_error_set(KPAR_ENOTFOUND, "KPAR_IMAGE_PER_BUCKET=1 but '%s' is missing: "
+				    "push the per-bucket images first (make k8s-image)", path);
+		goto done;
+	}
+	k->bucket_image = kpar_xcalloc(nb + 1, sizeof *k->bucket_image);
+	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char *sp = strchr(line, ' ');
+		long n = strtol(line, NULL, 10);
+		if (sp && n >= 1 && (size_t)n <= nb && strchr(sp + 1, '@')) {
+			free(k->bucket_image[n]);
+			k->bucket_image[n] = kpar_xstrdup(sp + 1);
+		}
+	}
+	for (b = 1; b <= nb; b++)
+		if (!k->bucket_image[b]) {
+			rc = kpar_error_set(KPAR_EINVAL, "'%s' has no image for bucket %zu", path, b);
+			break;
+		}
+done:
+	free(text);
 	free(path);
 	return rc;
 }
@@ -631,8 +715,9 @@ static int collect_pod(struct k8s *k, const char *pod, int bucket, double took)
 		k->owner[bucket] = -1;  /* its index is complete: another Job runs it */
 		rc = start_orphans(k);
 	} else if (rc == KPAR_BUCKET_COLLECTED || rc == KPAR_BUCKET_LOST) {
-		rc = 0;
 		k->last_activity = now_mono();
+		/* with an image per bucket, a finished bucket frees a slot */
+		rc = k->bucket_image ? start_orphans(k) : 0;
 	}
 done:
 	kpar_buf_free(&log);
@@ -775,7 +860,8 @@ static void on_failed_index(void *ud, long idx)
 	if (x->rc < 0 || idx < 0 || (size_t)idx >= x->j->n)
 		return;
 	bucket = x->j->buckets[idx];
-	if (x->k->d->done[bucket])
+	/* a bucket another Job runs now is that Job's business */
+	if (x->k->d->done[bucket] || x->k->owner[bucket] != (int)(x->j - x->k->jobs))
 		return;
 	snprintf(why, sizeof why, "Job %s gave up on its index %ld", x->j->name, idx);
 	x->rc = kpar_dispatch_lose(x->k->d, bucket, why,
@@ -797,7 +883,7 @@ static void on_completed_index(void *ud, long idx)
 	if (x->rc < 0 || idx < 0 || (size_t)idx >= x->j->n)
 		return;
 	bucket = x->j->buckets[idx];
-	if (k->d->done[bucket])
+	if (k->d->done[bucket] || k->owner[bucket] != (int)(x->j - k->jobs))
 		return;
 	kpar_buf_printf(&q, "%s=%s,%s=%ld", LABEL_JOB, x->j->name, LABEL_INDEX, idx);
 	path = kpar_xasprintf("/api/v1/namespaces/%s/pods?labelSelector=", k->ns);
@@ -846,8 +932,16 @@ static int check_jobs(struct k8s *k)
 		struct idx_ctx x = { k, j, 0, 0 };
 		const char *s;
 
+		size_t b, left = 0;
+
 		if (j->gone || j->finished)
 			continue;
+		for (b = 0; b < j->n; b++)
+			left += !k->d->done[j->buckets[b]];
+		if (left == 0) {
+			j->finished = 1;  /* nothing more to learn from it */
+			continue;
+		}
 		path = kpar_xasprintf("/apis/batch/v1/namespaces/%s/jobs/%s", k->ns, j->name);
 		rc = kpar_k8s_request_json(k->cl, "GET", path, NULL, &job, &status);
 		free(path);
@@ -1048,6 +1142,10 @@ static void k8s_free(struct k8s *k)
 		free(k->pods[i].name);
 		free(k->pods[i].reason);
 	}
+	if (k->bucket_image)
+		for (i = 0; i <= k->d->p->nbuckets; i++)
+			free(k->bucket_image[i]);
+	free(k->bucket_image);
 	free(k->jobs);
 	free(k->pods);
 	free(k->owner);
@@ -1109,6 +1207,8 @@ static int k8s_run(struct kpar_dispatch *d)
 	for (b = 0; b <= d->p->nbuckets; b++)
 		k.owner[b] = -1;
 	if ((rc = read_image_ref(d->c, &k.image)) < 0)
+		goto out;
+	if (d->c->image_per_bucket && (rc = read_bucket_refs(&k)) < 0)
 		goto out;
 	{
 		char *results = kpar_conf_path(d->c, "results");

@@ -189,6 +189,8 @@ int kpar_dispatch_record(struct kpar_dispatch *d, int bucket, const char *text, 
 			failed++;
 	d->stats.collected++;
 	account(d, bucket, r.ntests, failed);
+	if (took <= 0)
+		took = r.finished - r.started;  /* the platform's clock is coarser than the worker's */
 	if (pb->estimate > 0 && took > 0) {
 		/* Smooth the observed/estimated ratio so the ETA adapts to a
 		 * machine slower or faster than the history says. */
@@ -197,7 +199,7 @@ int kpar_dispatch_record(struct kpar_dispatch *d, int bucket, const char *text, 
 	}
 	kpar_progress_line(d->prog, "kpar: bucket %d/%zu done: %zu tests, %zu failed, %.1fs [%s]",
 			   bucket, d->p->nbuckets, r.ntests, failed, took,
-			   r.worker ? r.worker : where ? where : "?");
+			   where ? where : r.worker ? r.worker : "?");
 	kpar_bucket_result_free(&r);
 	return KPAR_BUCKET_COLLECTED;
 }
