@@ -183,6 +183,14 @@ int kpar_cmd_run(int argc, char **argv)
 		free(est);
 		if (rc < 0)
 			goto fail;
+		/* a resume adopts the records under results/: they must be this
+		 * run's, not an earlier run's of the same plan (on Kubernetes
+		 * the image may differ while the plan does not) */
+		for (b = 1; b <= p.nbuckets; b++) {
+			char *rec = kpar_xasprintf("%s/results/test-group-%zu.rec", c.state_dir, b);
+			unlink(rec);
+			free(rec);
+		}
 	}
 	/* The verdict is Make's target for the run: it must not outlive a run
 	 * that is being replaced or continued. */

@@ -214,8 +214,8 @@ def test_bad_kubeconfigs_name_file_and_field():
         wrong_ca = re.sub(r"certificate-authority: \S+", "certificate-authority: " + other_ca, good)
     cases = [
         ("missing-context", good.replace("current-context:", "current-context: nowhere\n#"), "nowhere"),
-        ("bad-base64", re.sub(r"client-key-data: \S+", "client-key-data: %%%notbase64", good)
-         if "client-key-data" in good else re.sub(r"client-key: \S+", "client-key-data: %%%notbase64", good),
+        ("bad-base64", re.sub(r"client-key-data: \S+", "client-key-data: QUJD$$notbase64", good)
+         if "client-key-data" in good else re.sub(r"client-key: \S+", "client-key-data: QUJD$$notbase64", good),
          "client-key-data"),
         ("missing-key-file", re.sub(r"client-key(-data)?: \S+", "client-key: /nonexistent/key.pem", good),
          "client-key"),

@@ -170,9 +170,14 @@ def sleep_suite(d, n, fail=(), skip=(), seconds=lambda i: 0.05, payload_extra=""
 
 def run_label(proj, state=".kpar"):
     import sqlite3
-    db = sqlite3.connect(os.path.join(proj, state, "state.db"))
+    path = os.path.join(proj, state, "state.db")
+    if not os.path.exists(path):
+        return None
+    db = sqlite3.connect(path)
     try:
         row = db.execute("SELECT value FROM run_meta WHERE key='k8s.token' ORDER BY run DESC LIMIT 1").fetchone()
+    except sqlite3.OperationalError:
+        row = None   # no run yet
     finally:
         db.close()
     return "kpar.dev/run=%s" % row[0] if row else None
