@@ -1353,6 +1353,14 @@ restore:
 	sigaction(SIGINT, &old_int, NULL);
 	sigaction(SIGTERM, &old_term, NULL);
 	sigaction(SIGHUP, &old_hup, NULL);
+	if (k.cl) {
+		/* what the run cost the API server: the figure a cluster admin asks about */
+		struct kpar_k8s_client_stats cs;
+		kpar_k8s_client_stats(k.cl, &cs);
+		kpar_progress_line(d->prog, "kpar: Kubernetes API: %lu requests (%lu retried) and %lu watches "
+				   "for %zu buckets, %lu watch events", cs.requests, cs.retries, cs.watches,
+				   d->p->nbuckets, cs.watch_events);
+	}
 out:
 	if (d->st && k.token) {
 		/* keep the run's error across the bookkeeping */

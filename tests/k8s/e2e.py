@@ -148,6 +148,29 @@ def test_killed_coordinator_resumes_and_deleted_job_is_replaced():
     check(len(res) == 24, "every test once after the Job was replaced: %d" % len(res))
 
 
+def test_watch_expiry_relists():
+    """The API server restarts (its watch cache starts anew) and etcd's
+    history is compacted while kpar watches: the watch kpar resumes from its
+    last resourceVersion expires (410), kpar lists again and loses nothing."""
+    c = cluster()
+    proj = sleep_suite(tmpdir("kpar-k8s-expiry-"), 12, seconds=lambda i: 4)
+    args = k8s_vars(c, "kpar-test/expiry", workers=3, KPAR_BUCKETS=12)
+    log = os.path.join(proj, "make.log")
+    m = spawn_make(proj, "k8s-test", *args, c=c, log=log)
+    wait_for("a collected bucket", lambda: os.path.exists(os.path.join(proj, ".kpar", "state.db"))
+             and db_collected(proj) >= 1, timeout=300)
+    # history compacted while the watch holds, then the watch broken: the
+    # resourceVersion kpar resumes from is gone
+    c.hook("compact")
+    time.sleep(2)
+    c.hook("restart-apiserver")
+    check(m.wait(timeout=600) == 0, "the run completes:\n" + open(log).read()[-3000:])
+    out = open(log).read()
+    check_in("watch expired (410); listing again", out, "kpar's output")
+    res = junit(proj)
+    check(len(res) == 12 and set(res.values()) == {"pass"}, "every test once: %r" % res)
+
+
 def test_ctrl_c_leaves_job_status_and_cancel():
     c = cluster()
     proj = sleep_suite(tmpdir("kpar-k8s-cancel-"), 8, seconds=lambda i: 20)
@@ -266,5 +289,6 @@ def test_image_per_bucket_runs_single_pod_jobs():
 if __name__ == "__main__":
     run_tests([test_hello_c_same_as_local, test_sleep_suite_200_same_as_local,
                test_killed_coordinator_resumes_and_deleted_job_is_replaced,
-               test_ctrl_c_leaves_job_status_and_cancel, test_unpullable_image_stops_with_the_reason,
+               test_watch_expiry_relists, test_ctrl_c_leaves_job_status_and_cancel,
+               test_unpullable_image_stops_with_the_reason,
                test_bad_kubeconfigs_name_file_and_field, test_image_per_bucket_runs_single_pod_jobs])

@@ -66,16 +66,16 @@ def test_disruptions_exactly_once():
     c = cluster()
     rng = random.Random(int(os.environ.get("KPAR_FAULT_SEED", "7")))
     proj = sleep_suite(tmpdir("kpar-k8s-faults-"), N, fail=FAIL, skip=SKIP,
-                       seconds=lambda i: 4 + (i * 7) % 5)
+                       seconds=lambda i: 6 + (i * 7) % 5)
     args = k8s_vars(c, "kpar-test/faults", workers=6, KPAR_BUCKETS=N, KPAR_K8S_REQUESTS="cpu=250m",
                     KPAR_WORKER_RETRIES=3)
     make(proj, "k8s-image", *args, c=c)
     log = os.path.join(proj, "make.log")
     m = spawn_make(proj, "k8s-test", *args, c=c, log=log)
     label = wait_for("the run's Job", lambda: run_label(proj), timeout=300)
-    plan = ["evict", "evict", "kill-coordinator", "preempt", "evict", "restart-apiserver",
-            "evict", "stop-kubelet", "evict", "kill-coordinator", "preempt", "evict", "evict",
-            "kill-node", "evict", "evict"]
+    plan = ["evict", "evict", "kill-coordinator", "evict", "preempt", "evict", "evict",
+            "restart-apiserver", "evict", "evict", "stop-kubelet", "evict", "kill-coordinator",
+            "evict", "preempt", "evict", "evict", "kill-node", "evict", "evict", "evict"]
     disrupted, urgent, resumes = set(), [], 0
     step = 0
     while step < len(plan):
@@ -84,7 +84,7 @@ def test_disruptions_exactly_once():
                 raise Failure("make ended with %s:\n%s" % (m.returncode, open(log).read()[-4000:]))
             break
         what = plan[step]
-        time.sleep(rng.uniform(1.0, 3.0))
+        time.sleep(rng.uniform(0.5, 2.0))
         live = [p for p in running_pods(c, label) if p["metadata"]["name"] not in disrupted]
         if what in ("evict", "preempt", "stop-kubelet", "kill-node") and not live:
             continue
@@ -93,6 +93,7 @@ def test_disruptions_exactly_once():
             evict(c, pod)
             disrupted.add(pod["metadata"]["name"])
         elif what == "preempt":
+            disrupted.add(pod["metadata"]["name"])
             urgent.append(preempt(c, pod))
             time.sleep(5)
             c.kubectl("delete", "pod", urgent[-1], "--grace-period=0", "--wait=false")
@@ -103,15 +104,18 @@ def test_disruptions_exactly_once():
             resumes += 1
             m = spawn_make(proj, "k8s-test", "RESUME=1", *args, c=c, log=log + ".%d" % resumes)
         elif what == "restart-apiserver":
-            c.hook("restart-apiserver")
             c.hook("compact")
+            c.hook("restart-apiserver")
         elif what == "stop-kubelet":
             node = pod["spec"]["nodeName"]
+            disrupted.update(p["metadata"]["name"] for p in live if p["spec"]["nodeName"] == node)
             c.hook("stop-kubelet", node)
             time.sleep(45)   # NotReady after the grace period, tainted, pods evicted
             c.hook("start-kubelet", node)
         elif what == "kill-node":
-            c.hook("kill-node", pod["spec"]["nodeName"])
+            node = pod["spec"]["nodeName"]
+            disrupted.update(p["metadata"]["name"] for p in live if p["spec"]["nodeName"] == node)
+            c.hook("kill-node", node)
         step += 1
     check(step >= len(plan) - 3, "the run outlived most of the campaign (%d of %d steps)" % (step, len(plan)))
     m.wait(timeout=900)
@@ -132,6 +136,8 @@ def test_disruptions_exactly_once():
     ignored = sum(int(p["metadata"].get("annotations", {}).get(
         "batch.kubernetes.io/job-index-ignored-failure-count", "0")) for p in all_pods)
     jobs = c.json("get", "jobs", "-l", label)["items"]
+    print("disrupted %d pods of %d buckets, DisruptionTarget reasons still visible %r, "
+          "ignored-failure annotations %d, resumes %d" % (len(disrupted), N, reasons, ignored, resumes))
     check(all(not j["status"].get("failedIndexes") for j in jobs),
           "no index failed for good: %r" % [j["status"] for j in jobs])
     check(len(disrupted) >= 0.3 * N, "30%% of the buckets' pods disrupted: %d" % len(disrupted))
@@ -142,7 +148,6 @@ def test_disruptions_exactly_once():
     db = sqlite3.connect(os.path.join(proj, ".kpar", "state.db"))
     check(db.execute("PRAGMA integrity_check").fetchone()[0] == "ok", "state database intact")
     db.close()
-    print("disrupted %d pods, reasons %r, ignored-failure annotations %d" % (len(disrupted), reasons, ignored))
 
 
 if __name__ == "__main__":

@@ -68,6 +68,8 @@ def cluster():
     if _CLUSTER:
         return _CLUSTER
     need("skopeo", "make")
+    if os.environ.get("KPAR_K8S_TESTS") == "skip":
+        raise Skip("KPAR_K8S_TESTS=skip")
     reuse = os.environ.get("KPAR_K8S_REUSE_DIR")
     if reuse:
         _CLUSTER = Cluster(reuse, False)
