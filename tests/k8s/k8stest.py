@@ -18,7 +18,6 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 TOP_SRC = os.environ.get("KPAR_TOP_SRCDIR") or os.path.dirname(os.path.dirname(HERE))
 TOP_BUILD = os.environ.get("KPAR_TOP_BUILDDIR") or TOP_SRC
 sys.path.insert(0, os.path.join(TOP_SRC, "tests", "lib"))
-sys.path.insert(0, os.path.join(TOP_SRC, "tests", "image"))
 
 from testlib import (Failure, Skip, check, check_in, check_not_in, need, run,  # noqa: E402,F401
                      run_tests, tmpdir)
@@ -45,7 +44,9 @@ class Cluster:
         self.registry = self.env["KPAR_K8S_REGISTRY"]
         self.kubeconfig = self.env["KUBECONFIG"]
         self.nodes = self.env["KPAR_K8S_NODES"].split()
-        self.base = None
+        # libc, dash and a few coreutils from this machine: what the
+        # example projects' tests need at run time
+        self.base = self.env["KPAR_K8S_BASE_IMAGE"]
 
     def hook(self, *args, ok=True, timeout=300):
         return run([sys.executable, CLUSTER] + list(args) + ["--dir", self.dir], ok=ok, timeout=timeout)
@@ -85,30 +86,7 @@ def cluster():
         _CLUSTER = Cluster(d, True)
         import atexit
         atexit.register(_CLUSTER.down)
-    push_base(_CLUSTER)
     return _CLUSTER
-
-
-def push_base(c):
-    """A base image from this machine's files (libc, dash, cat, sleep): what
-    the example projects' tests need at run time."""
-    import imagetest
-    orig = imagetest.base_layers
-
-    def layers():
-        ls = orig()
-        host = lambda p: open(os.path.realpath(p), "rb").read()  # noqa: E731
-        for tool in ("sleep", "rm", "mkdir", "touch"):
-            ls[1].append(("usr/bin/" + tool, "file", host("/bin/" + tool), 0o755))
-        return ls
-    imagetest.base_layers = layers
-    try:
-        d = tmpdir("kpar-k8s-base-")
-        imagetest.base_layout(d)
-    finally:
-        imagetest.base_layers = orig
-    c.base = "%s/kpar-test/base:1" % c.registry
-    run(["skopeo", "copy", "--quiet", "--dest-tls-verify=false", "oci:%s:base" % d, "docker://" + c.base])
 
 
 def make_env(c, **extra):
