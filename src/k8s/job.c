@@ -371,10 +371,35 @@ struct k8s {
 	int stop;             /* why a tick ended the watch: 1 interrupt, 2 stall, 3 done, 4 error */
 	int fatal_rc;
 	int seq;              /* Jobs created by this run so far */
+	int requesting;       /* a request of ours is in flight: tick must not start another */
 	/* what the summary reports */
 	unsigned long disrupted, oomkilled, pod_failures, pull_errors, unschedulable;
 	struct kpar_buf events;
 };
+
+/* The client ticks while a request waits, and the tick may read the Jobs:
+ * these mark our requests so a tick inside one never starts another on the
+ * same connection. */
+static int req(struct k8s *k, const char *method, const char *path, const char *body,
+	       struct kpar_k8s_response *resp)
+{
+	int rc;
+
+	k->requesting++;
+	rc = kpar_k8s_request(k->cl, method, path, NULL, body, body ? strlen(body) : 0, resp);
+	k->requesting--;
+	return rc;
+}
+
+static int req_json(struct k8s *k, const char *path, cJSON **out, long *status)
+{
+	int rc;
+
+	k->requesting++;
+	rc = kpar_k8s_request_json(k->cl, "GET", path, NULL, out, status);
+	k->requesting--;
+	return rc;
+}
 
 static volatile sig_atomic_t interrupted;
 
@@ -555,7 +580,7 @@ static int create_job(struct k8s *k, const int *list, size_t n, const char *imag
 	add_job(k, name, list, n);
 	if ((rc = save_jobs(k)) < 0)
 		goto done;
-	rc = kpar_k8s_request(k->cl, "POST", path, NULL, json, strlen(json), NULL);
+	rc = req(k, "POST", path, json, NULL);
 	if (rc < 0) {
 		kpar_error_prefix(rc, "cannot create Job %s in namespace %s", name, k->ns);
 		k->jobs[k->njobs - 1].gone = 1;
@@ -674,7 +699,7 @@ static int fetch_log(struct k8s *k, const char *pod, struct kpar_buf *out, char 
 	int rc;
 
 	memset(&r, 0, sizeof r);
-	rc = kpar_k8s_request(k->cl, "GET", path, NULL, NULL, 0, &r);
+	rc = req(k, "GET", path, NULL, &r);
 	if (rc < 0) {
 		if (rc == KPAR_EINTR) {
 			free(path);
@@ -894,7 +919,7 @@ static void on_completed_index(void *ud, long idx)
 		free(path);
 		path = kpar_buf_detach(&p, NULL);
 	}
-	if ((x->rc = kpar_k8s_request_json(k->cl, "GET", path, NULL, &list, NULL)) == 0) {
+	if ((x->rc = req_json(k, path, &list, NULL)) == 0) {
 		cJSON_ArrayForEach(it, jobj(list, "items")) {
 			const char *ph = jstr(jobj(it, "status"), "phase");
 			struct podstate *ps = pod_find(k, jstr(jobj(it, "metadata"), "name") ?
@@ -943,7 +968,7 @@ static int check_jobs(struct k8s *k)
 			continue;
 		}
 		path = kpar_xasprintf("/apis/batch/v1/namespaces/%s/jobs/%s", k->ns, j->name);
-		rc = kpar_k8s_request_json(k->cl, "GET", path, NULL, &job, &status);
+		rc = req_json(k, path, &job, &status);
 		free(path);
 		if (rc < 0 && status == 404) {
 			char *cancelled = NULL;
@@ -995,6 +1020,8 @@ static int tick(void *ud)
 		k->stop = 1;
 		return 1;
 	}
+	if (k->requesting)
+		return 0;
 	if (kpar_dispatch_pending(k->d) == 0) {
 		k->stop = 3;
 		return 1;
@@ -1053,7 +1080,7 @@ static int relist(struct k8s *k)
 {
 	char *path = kpar_xasprintf("/api/v1/namespaces/%s/pods?labelSelector=%s", k->ns, k->selector_q);
 	cJSON *list = NULL, *it;
-	int rc = kpar_k8s_request_json(k->cl, "GET", path, NULL, &list, NULL);
+	int rc = req_json(k, path, &list, NULL);
 	const char *rv;
 
 	free(path);
@@ -1422,14 +1449,14 @@ static int k8s_cancel(const struct kpar_conf *c, struct kpar_state *st, long lon
 	kpar_buf_printf(&path, "/apis/batch/v1/namespaces/%s/jobs?labelSelector=", k.ns);
 	kpar_k8s_query_escape(&path, sel.data);
 	kpar_buf_puts(&path, "&propagationPolicy=Background");
-	if ((rc = kpar_k8s_request(k.cl, "DELETE", path.data, NULL, NULL, 0, NULL)) < 0)
+	if ((rc = req(&k, "DELETE", path.data, NULL, NULL)) < 0)
 		goto out;
 	kpar_buf_clear(&path);
 	/* the Job's pods go with it in the background; these are deleted now,
 	 * so nothing of the run keeps a node busy */
 	kpar_buf_printf(&path, "/api/v1/namespaces/%s/pods?labelSelector=", k.ns);
 	kpar_k8s_query_escape(&path, sel.data);
-	if ((rc = kpar_k8s_request(k.cl, "DELETE", path.data, NULL, NULL, 0, NULL)) < 0)
+	if ((rc = req(&k, "DELETE", path.data, NULL, NULL)) < 0)
 		goto out;
 	fprintf(out, "kpar: cancelled run %lld: deleted its Jobs and pods (label %s) in namespace %s\n",
 		run, sel.data, k.ns);
@@ -1458,7 +1485,7 @@ static int k8s_status(const struct kpar_conf *c, struct kpar_state *st, long lon
 	kpar_buf_printf(&sel, "%s=%s", LABEL_RUN, k.token);
 	kpar_buf_printf(&path, "/apis/batch/v1/namespaces/%s/jobs?labelSelector=", k.ns);
 	kpar_k8s_query_escape(&path, sel.data);
-	if ((rc = kpar_k8s_request_json(k.cl, "GET", path.data, NULL, &jobs, NULL)) < 0)
+	if ((rc = req_json(&k, path.data, &jobs, NULL)) < 0)
 		goto out;
 	fprintf(out, "namespace %s, label %s\n", k.ns, sel.data);
 	if (cJSON_GetArraySize(jobj(jobs, "items")) == 0)
@@ -1481,7 +1508,7 @@ static int k8s_status(const struct kpar_conf *c, struct kpar_state *st, long lon
 	kpar_buf_clear(&path);
 	kpar_buf_printf(&path, "/api/v1/namespaces/%s/pods?labelSelector=", k.ns);
 	kpar_k8s_query_escape(&path, sel.data);
-	if ((rc = kpar_k8s_request_json(k.cl, "GET", path.data, NULL, &pods, NULL)) < 0)
+	if ((rc = req_json(&k, path.data, &pods, NULL)) < 0)
 		goto out;
 	cJSON_ArrayForEach(it, jobj(pods, "items")) {
 		const char *ph = jstr(jobj(it, "status"), "phase"), *why;
