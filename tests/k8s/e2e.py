@@ -212,6 +212,20 @@ def test_unpullable_image_stops_with_the_reason():
     run([KPAR, "cancel"], cwd=proj, env=env)
 
 
+def test_unschedulable_stops_with_the_reason():
+    c = cluster()
+    proj = sleep_suite(tmpdir("kpar-k8s-sched-"), 2)
+    args = k8s_vars(c, "kpar-test/sched", workers=2, KPAR_K8S_STALL_TIMEOUT=20,
+                    KPAR_K8S_NODE_SELECTOR="kpar.dev/no-such-node=1")
+    p = make(proj, "k8s-test", *args, ok=False, c=c)
+    check(p.returncode == 2, "the run stops: %d" % p.returncode)
+    check_in("Unschedulable", p.stderr)
+    check_in("no progress for 20 s", p.stderr)
+    check_in("Unschedulable", open(os.path.join(proj, ".kpar", "state.db"), "rb").read().decode("latin-1"),
+             "the run's recorded events")
+    make(proj, "k8s-cancel", *args, c=c)
+
+
 def write_kubeconfig(d, name, text):
     path = os.path.join(d, name)
     with open(path, "w") as f:
@@ -290,5 +304,5 @@ if __name__ == "__main__":
     run_tests([test_hello_c_same_as_local, test_sleep_suite_200_same_as_local,
                test_killed_coordinator_resumes_and_deleted_job_is_replaced,
                test_watch_expiry_relists, test_ctrl_c_leaves_job_status_and_cancel,
-               test_unpullable_image_stops_with_the_reason,
+               test_unpullable_image_stops_with_the_reason, test_unschedulable_stops_with_the_reason,
                test_bad_kubeconfigs_name_file_and_field, test_image_per_bucket_runs_single_pod_jobs])
