@@ -19,7 +19,7 @@ import signal
 import sqlite3
 import time
 
-from k8stest import (Failure, check, check_in, cluster, junit, k8s_vars, make, make_env, pods, run,
+from k8stest import (Failure, check, check_in, cluster, junit, k8s_vars, make, pods,
                      run_label, run_tests, sleep_suite, spawn_make, tmpdir, wait_for)
 
 N = 40

@@ -8,7 +8,6 @@ the build tree's kpar, plugin and kpar.mk, as a user's project would be.
 """
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
