@@ -7,7 +7,8 @@ The examples run through the cluster and must give the verdicts and merged
 report the local backend gives; then the unhappy paths a user meets: a
 second make that must not contact the cluster, a coordinator killed and
 resumed, a Job deleted under it, Ctrl-C, k8s-status and k8s-cancel, an
-image that cannot be pulled, broken kubeconfigs.
+image that cannot be pulled, broken kubeconfigs; last, the fault campaign
+of faults.py.
 """
 import os
 import shutil
@@ -300,8 +301,10 @@ def test_image_per_bucket_runs_single_pod_jobs():
 
 
 if __name__ == "__main__":
+    from faults import test_disruptions_exactly_once   # last: it kills a node of the cluster
     run_tests([test_hello_c_same_as_local, test_sleep_suite_200_same_as_local,
                test_killed_coordinator_resumes_and_deleted_job_is_replaced,
                test_watch_expiry_relists, test_ctrl_c_leaves_job_status_and_cancel,
                test_unpullable_image_stops_with_the_reason, test_unschedulable_stops_with_the_reason,
-               test_bad_kubeconfigs_name_file_and_field, test_image_per_bucket_runs_single_pod_jobs])
+               test_bad_kubeconfigs_name_file_and_field, test_image_per_bucket_runs_single_pod_jobs,
+               test_disruptions_exactly_once])
