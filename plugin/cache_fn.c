@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "base/buf.h"
 #include "cache/cache.h"
@@ -40,6 +41,7 @@ static struct kpar_strv defined;        /* paths that already have their rule */
 static struct kpar_strv recorded;       /* keys whose hit is recorded */
 static struct kpar_cache *hit_cache;    /* opened on the first hit */
 static char *hit_cache_dir;
+static pid_t hit_cache_pid;             /* the process that opened it */
 
 static const char empty_sha256[] =
 	"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
@@ -178,6 +180,7 @@ static void record_hit(const char *dir, const char *key)
 		o.dir = kpar_xstrdup(dir);
 		if (kpar_cache_open(&hit_cache, &o) < 0)
 			hit_cache = NULL;
+		hit_cache_pid = getpid();
 		kpar_cache_opts_free(&o);
 		free(hit_cache_dir);
 		hit_cache_dir = kpar_xstrdup(dir);
@@ -298,6 +301,29 @@ done:
 	free(target);
 	free(path);
 	return ret;
+}
+
+/* The index handle stays open across hits (a makefile may name hundreds of
+ * artifacts); it is closed when make is done with the plugin, so SQLite's
+ * memory and file handles are given back rather than left to exit. */
+void kpar_plugin_cache_unload(void)
+{
+	/* a child forked by make (for $(shell) or a recipe) inherits the
+	 * handle but does not own it: closing there would touch the parent's
+	 * database connection state */
+	if (hit_cache && hit_cache_pid == getpid())
+		kpar_cache_close(hit_cache);
+	hit_cache = NULL;
+	free(hit_cache_dir);
+	hit_cache_dir = NULL;
+	kpar_strv_free(&recorded);
+	kpar_strv_free(&defined);
+}
+
+/* Make before 4.4 has no unload hook: make's exit runs this instead. */
+__attribute__((destructor)) static void cache_fn_fini(void)
+{
+	kpar_plugin_cache_unload();
 }
 
 int kpar_plugin_cache_register(void)

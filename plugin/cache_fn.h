@@ -8,5 +8,8 @@
 #define KPAR_PLUGIN_CACHE_FN_H
 
 int kpar_plugin_cache_register(void);
+/* Closes the cache index the function keeps open and frees its lists; from
+ * kpar_gmk_unload, and at exit where make has no unload hook.  Idempotent. */
+void kpar_plugin_cache_unload(void);
 
 #endif

@@ -288,6 +288,7 @@ int kpar_gmk_setup(unsigned int abi, const gmk_floc *floc)
 
 void kpar_gmk_unload(void)
 {
+	kpar_plugin_cache_unload();
 }
 #else
 EXPORT int kpar_gmk_setup(const gmk_floc *floc);
