@@ -81,16 +81,21 @@ class Server:
             return [json.loads(line) for line in f if line.strip()]
 
     def log(self, settle=5.0):
-        """Finished requests.  Waits (a little) for those in flight, since a
-        handler logs after its client may already have everything; a request
-        still in flight after settle seconds (a stalled one) is left out."""
+        """Finished requests, in the order they arrived.  Waits (a little) for
+        those in flight, since a handler logs after its client may already
+        have everything; a request still in flight after settle seconds (a
+        stalled one) is left out.  The file holds them in the order their
+        handlers finished, which is not the order they came in: the client
+        may send its next request (on another connection, so to another
+        handler thread) before the thread that answered the previous one has
+        logged it.  Ids are given as requests begin."""
         end = time.monotonic() + settle
         while True:
             entries = self._read()
             begun = {e["begin"] for e in entries if "begin" in e}
             done = [e for e in entries if "begin" not in e]
             if begun <= {e["id"] for e in done} or time.monotonic() > end:
-                return done
+                return sorted(done, key=lambda e: e["id"])
             time.sleep(0.02)
 
     def gets(self, path=None):

@@ -262,6 +262,22 @@ def mirrors_in_order():
         s.cleanup()
 
 
+@test
+def log_in_request_order():
+    # mirrors_in_order once failed under load: the server logged the second
+    # mirror's request before the first's, whose handler thread had answered
+    # but not yet logged.  The log must give requests in the order they came.
+    s, sha = setup("logorder")
+    try:
+        with Server(s.www, s.dir) as srv:
+            first = srv.url("pkg-1.0.tar.gz", "logdelay=1")
+            fails(s.fetch(first, "0" * 64), "checksum mismatch")
+            ok(s.fetch(srv.url("pkg-1.0.tar.gz", "id=2"), sha))
+            assert [e["query"] for e in srv.gets()] == ["logdelay=1", "id=2"], srv.gets()
+    finally:
+        s.cleanup()
+
+
 def shutil_rm(path):
     subprocess.run(["rm", "-rf", path], check=True)
 

@@ -27,6 +27,8 @@ curl's test servers):
   times=K         apply the faults above only to the first K requests with
                   this exact path and query; later ones are served normally
   id=...          ignored: makes otherwise equal URLs distinct
+  logdelay=S      log the request S seconds after answering it (the handler
+                  thread being slow to log, as under load)
 """
 import argparse
 import hashlib
@@ -116,6 +118,8 @@ class Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             entry["aborted"] = True
         finally:
+            if "logdelay" in q:
+                time.sleep(float(q["logdelay"]))
             st.log(entry)
 
     def send_simple(self, entry, status, body=b"", headers=()):
