@@ -32,6 +32,12 @@ void kpar_buf_clear(struct kpar_buf *b);
 void kpar_buf_free(struct kpar_buf *b);
 /* Hands the bytes to the caller (free with free()); b is emptied. */
 char *kpar_buf_detach(struct kpar_buf *b, size_t *len_out);
+/* "s" unless n is 1: "%zu test%s", n, kpar_buf_plural(n) reads "1 test",
+ * "0 tests". */
+static inline const char *kpar_buf_plural(size_t n)
+{
+	return n == 1 ? "" : "s";
+}
 
 /* A NULL-terminated vector of owned strings. */
 struct kpar_strv {

@@ -16,6 +16,7 @@ enum kind { STR, LONG, DBL, BOOL };
 
 /* flags */
 #define APPEND 1   /* an option adds its words to the value instead of replacing it */
+#define BARE 2     /* shown under its bare name (RESUME), as make's command line spells it */
 
 #define F(field) offsetof(struct kpar_conf, field)
 
@@ -47,13 +48,13 @@ static const struct setting {
 	{ "worker-retries", LONG, F(worker_retries), "2", 0, 0, NULL, 0 },
 	{ "test-timeout", DBL, F(test_timeout), "0", 0, 1000000000, NULL, 0 },
 	{ "default-seconds", DBL, F(default_seconds), "1", 0, 0, NULL, 0 },
-	{ "resume", BOOL, F(resume), "0", 0, 0, NULL, 0 },
+	{ "resume", BOOL, F(resume), "0", 0, 0, NULL, BARE },
 	/* the image; the aliases are kpar image's original option names */
 	{ "payload", STR, F(payload), "", 0, 0, NULL, APPEND },
 	{ "image-prep", STR, F(image_prep), "", 0, 0, NULL, 0 },
 	{ "image-env", STR, F(image_env), "", 0, 0, NULL, 0 },
 	{ "worker-bin", STR, F(worker_bin), "", 0, 0, "worker", 0 },
-	{ "image-compression", STR, F(image_compression), "gzip:1", 0, 0, "compression", 0 },
+	{ "image-compression", STR, F(image_compression), "gzip", 0, 0, "compression", 0 },
 	{ "base-image", STR, F(base_image), "scratch", 0, 0, "base", 0 },
 	{ "image-pull", BOOL, F(image_pull), "0", 0, 0, "pull", 0 },
 	{ "cache-layer-dir", STR, F(cache_layer_dir), "", 0, 0, "cache-layer", 0 },
@@ -84,18 +85,18 @@ static const struct setting {
 	{ "k8s-debug", BOOL, F(k8s_debug), "0", 0, 0, NULL, 0 },
 	/* the artifact cache; kpar fetch and kpar cache take these from the
 	 * environment only (their options of the same meaning are their own) */
-	{ "cache-dir", STR, F(cache_dir), "", 0, 0, NULL, 0 },
+	{ "cache-dir", STR, F(cache_dir), NULL, 0, 0, NULL, 0 },
 	{ "cache-readonly", BOOL, F(cache_readonly), "0", 0, 0, NULL, 0 },
 	{ "cache-mirrors", STR, F(cache_mirrors), "", 0, 0, NULL, 0 },
-	{ "cache-revalidate", STR, F(cache_revalidate), "", 0, 0, NULL, 0 },
-	{ "cache-connect-timeout", STR, F(cache_connect_timeout), "", 0, 0, NULL, 0 },
-	{ "cache-stall-timeout", STR, F(cache_stall_timeout), "", 0, 0, NULL, 0 },
+	{ "cache-revalidate", STR, F(cache_revalidate), "always", 0, 0, NULL, 0 },
+	{ "cache-connect-timeout", STR, F(cache_connect_timeout), "30", 0, 0, NULL, 0 },
+	{ "cache-stall-timeout", STR, F(cache_stall_timeout), "60", 0, 0, NULL, 0 },
 	{ "cache-retries", LONG, F(cache_retries), "2", 0, 100, NULL, 0 },
 	{ "cache-used-list", STR, F(cache_used_list), "", 0, 0, NULL, 0 },
 	{ "cache-ca-bundle", STR, F(cache_ca_bundle), "", 0, 0, NULL, 0 },
-	{ "cache-max-size", STR, F(cache_max_size), "", 0, 0, NULL, 0 },
-	{ "cache-max-age", STR, F(cache_max_age), "", 0, 0, NULL, 0 },
-	{ "cache-gc-grace", STR, F(cache_gc_grace), "", 0, 0, NULL, 0 },
+	{ "cache-max-size", STR, F(cache_max_size), "10G", 0, 0, NULL, 0 },
+	{ "cache-max-age", STR, F(cache_max_age), "90d", 0, 0, NULL, 0 },
+	{ "cache-gc-grace", STR, F(cache_gc_grace), "1h", 0, 0, NULL, 0 },
 };
 
 #undef F
@@ -207,6 +208,16 @@ int kpar_conf_load(struct kpar_conf *c)
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
 		c->workers = n > 0 ? n : 1;
 	}
+	if (!c->cache_dir || !*c->cache_dir) {
+		/* the cache's own default (kpar_cache_default_dir), spelled out so
+		 * that --settings shows where the cache is; none without a HOME */
+		const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+		free(c->cache_dir);
+		c->cache_dir = xdg && xdg[0] == '/' ? kpar_xasprintf("%s/kpar", xdg)
+			: home && *home ? kpar_xasprintf("%s%s.cache/kpar", home,
+							 home[strlen(home) - 1] == '/' ? "" : "/")
+			: kpar_xstrdup("");
+	}
 	if (!c->root || !*c->root) {
 		char *cwd = getcwd(NULL, 0);
 		free(c->root);
@@ -299,6 +310,8 @@ void kpar_conf_print(const struct kpar_conf *c, void *file)
 		const char *base = (const char *)c + s->off;
 		char *var = env_name(s->name);
 
+		if (s->flags & BARE)
+			memmove(var, var + 5, strlen(var + 5) + 1);
 		switch (s->kind) {
 		case STR: fprintf(out, "%s=%s\n", var, *(char *const *)base); break;
 		case LONG: fprintf(out, "%s=%ld\n", var, *(const long *)base); break;
@@ -307,4 +320,25 @@ void kpar_conf_print(const struct kpar_conf *c, void *file)
 		}
 		free(var);
 	}
+}
+
+void kpar_conf_print_options(void *file)
+{
+	FILE *out = file;
+	size_t i, col = 0;
+
+	for (i = 0; i < NSETTINGS; i++) {
+		const struct setting *s = &settings[i];
+		char opt[64];
+		size_t n;
+
+		n = (size_t)snprintf(opt, sizeof opt, "--%s%s", s->name, s->kind == BOOL ? "[=0|1]" : " V");
+		if (col && col + 1 + n > 78) {
+			fputc('\n', out);
+			col = 0;
+		}
+		col += (size_t)fprintf(out, "%s%s", col ? " " : "  ", opt);
+	}
+	if (col)
+		fputc('\n', out);
 }

@@ -99,5 +99,8 @@ void kpar_conf_free(struct kpar_conf *c);
 char *kpar_conf_path(const struct kpar_conf *c, const char *rel);
 /* Prints every setting with its value and where it came from's name. */
 void kpar_conf_print(const struct kpar_conf *c, void *file);
+/* Lists every option a command that takes the settings accepts (for --help);
+ * each is also the environment variable KPAR_<NAME>. */
+void kpar_conf_print_options(void *file);
 
 #endif

@@ -6,6 +6,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/buf.h"
 #include "base/progress.h"
 
 double kpar_progress_now(void)
@@ -46,8 +47,10 @@ static void draw(struct kpar_progress *p)
 
 	fmt_time(el, sizeof el, kpar_progress_now() - p->started);
 	fmt_time(eta, sizeof eta, left);
-	fprintf(p->out, "\r\033[Kkpar: buckets %zu/%zu done, %zu running, %zu pending | %zu tests, %zu failed | %s elapsed, ~%s left",
-		p->done, p->total, p->running, pending, p->tests_done, p->failed_tests, el, eta);
+	fprintf(p->out, "\r\033[Kkpar: buckets %zu/%zu done, %zu running, %zu pending | %zu test%s, %zu failed, "
+		"%zu error%s | %s elapsed, ~%s left", p->done, p->total, p->running, pending,
+		p->tests_done, kpar_buf_plural(p->tests_done), p->failed_tests, p->error_tests,
+		kpar_buf_plural(p->error_tests), el, eta);
 	fflush(p->out);
 	p->shown = 1;
 }

@@ -9,7 +9,8 @@ struct kpar_progress {
 	FILE *out;
 	int live;             /* rewrite one line in place */
 	double started;       /* monotonic seconds */
-	size_t total, done, running, failed_tests, tests_done;
+	size_t total, done, running, tests_done;
+	size_t failed_tests, error_tests;  /* as the summary counts them: an error is not a failure */
 	double est_remaining; /* seconds of estimated work not yet finished */
 	double scale;         /* observed / estimated time of finished buckets */
 	long workers;

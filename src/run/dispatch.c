@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "base/buf.h"
 #include "base/error.h"
@@ -103,12 +102,13 @@ int kpar_dispatch_verify(const struct kpar_dispatch *d, int bucket, const char *
 }
 
 /* The progress line learns of a bucket that will not come back. */
-static void account(struct kpar_dispatch *d, int bucket, size_t ntests, size_t failed)
+static void account(struct kpar_dispatch *d, int bucket, size_t ntests, size_t failed, size_t errors)
 {
 	d->done[bucket] = 1;
 	d->prog->done++;
 	d->prog->tests_done += ntests;
 	d->prog->failed_tests += failed;
+	d->prog->error_tests += errors;
 	d->prog->est_remaining -= d->p->buckets[bucket - 1].estimate;
 }
 
@@ -129,7 +129,7 @@ int kpar_dispatch_lose(struct kpar_dispatch *d, int bucket, const char *why, con
 	r.bucket = bucket;
 	r.attempt = d->attempts[bucket];
 	r.worker = kpar_xstrdup(d->c->backend);
-	r.started = r.finished = (double)time(NULL);
+	r.started = r.finished = kpar_state_now();
 	for (i = 0; i < pb->tests.n; i++) {
 		struct kpar_test_result *t = kpar_bucket_result_add(&r, pb->tests.v[i], KPAR_ERROR, 0,
 								    msg, strlen(msg));
@@ -142,7 +142,7 @@ int kpar_dispatch_lose(struct kpar_dispatch *d, int bucket, const char *why, con
 	if (rc < 0)
 		return rc;
 	d->stats.lost++;
-	account(d, bucket, pb->tests.n, pb->tests.n);
+	account(d, bucket, pb->tests.n, 0, pb->tests.n);
 	kpar_progress_line(d->prog, "kpar: bucket %d: %s; giving up after %d attempts",
 			   bucket, why, d->attempts[bucket]);
 	return 0;
@@ -154,7 +154,7 @@ int kpar_dispatch_record(struct kpar_dispatch *d, int bucket, const char *text, 
 	const struct kpar_plan_bucket *pb = &d->p->buckets[bucket - 1];
 	struct kpar_bucket_result r;
 	char why[320];
-	size_t i, failed = 0;
+	size_t i, failed = 0, errors = 0;
 	int rc;
 
 	if (bucket < 1 || (size_t)bucket > d->p->nbuckets || d->done[bucket])
@@ -184,11 +184,12 @@ int kpar_dispatch_record(struct kpar_dispatch *d, int bucket, const char *text, 
 		kpar_bucket_result_free(&r);
 		return rc;
 	}
-	for (i = 0; i < r.ntests; i++)
-		if (r.tests[i].status == KPAR_FAIL || r.tests[i].status == KPAR_ERROR)
-			failed++;
+	for (i = 0; i < r.ntests; i++) {
+		failed += r.tests[i].status == KPAR_FAIL;
+		errors += r.tests[i].status == KPAR_ERROR;
+	}
 	d->stats.collected++;
-	account(d, bucket, r.ntests, failed);
+	account(d, bucket, r.ntests, failed, errors);
 	if (took <= 0)
 		took = r.finished - r.started;  /* the platform's clock is coarser than the worker's */
 	if (pb->estimate > 0 && took > 0) {
@@ -197,8 +198,9 @@ int kpar_dispatch_record(struct kpar_dispatch *d, int bucket, const char *text, 
 		double ratio = took / pb->estimate;
 		d->prog->scale = d->stats.collected == 1 ? ratio : 0.7 * d->prog->scale + 0.3 * ratio;
 	}
-	kpar_progress_line(d->prog, "kpar: bucket %d/%zu done: %zu tests, %zu failed, %.1fs [%s]",
-			   bucket, d->p->nbuckets, r.ntests, failed, took,
+	kpar_progress_line(d->prog, "kpar: bucket %d/%zu done: %zu test%s, %zu failed, %zu error%s, %.1fs [%s]",
+			   bucket, d->p->nbuckets, r.ntests, kpar_buf_plural(r.ntests), failed, errors,
+			   kpar_buf_plural(errors), took,
 			   where ? where : r.worker ? r.worker : "?");
 	kpar_bucket_result_free(&r);
 	return KPAR_BUCKET_COLLECTED;

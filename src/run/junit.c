@@ -376,7 +376,18 @@ static void put_case(struct kpar_buf *b, const struct kpar_bucket_result *br,
 			snprintf(num, sizeof num, "killed (signal or timeout)");
 		kpar_buf_printf(b, "      <%s message=\"%s\" type=\"%s\"/>\n", el, num, el);
 	} else if (t->status == KPAR_SKIP) {
-		kpar_buf_puts(b, "      <skipped/>\n");
+		size_t len;
+		const char *why = kpar_record_skip_reason(t, 200, &len);
+
+		if (why) {
+			char *msg = kpar_xstrndup(why, len);
+			kpar_buf_puts(b, "      <skipped");
+			put_attr(b, "message", msg);
+			kpar_buf_puts(b, "/>\n");
+			free(msg);
+		} else {
+			kpar_buf_puts(b, "      <skipped/>\n");
+		}
 	}
 	if (t->output && t->output_len) {
 		kpar_buf_puts(b, "      <system-out>");

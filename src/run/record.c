@@ -804,3 +804,30 @@ int kpar_record_decode(const char *text, size_t len, struct kpar_bucket_result *
 	return kpar_error_set(KPAR_ENOTFOUND, "no result record (no '%s...' line) in %zu bytes "
 			      "of text", HEADER_TAG, len);
 }
+
+const char *kpar_record_skip_reason(const struct kpar_test_result *t, size_t max, size_t *len)
+{
+	const char *out = t->output, *start, *end;
+
+	*len = 0;
+	if (!out)
+		return NULL;
+	/* trailing blank lines and blanks go first, so the line found is not empty */
+	end = out + t->output_len;
+	while (end > out && (end[-1] == '\n' || end[-1] == '\r' || end[-1] == ' ' || end[-1] == '\t'))
+		end--;
+	if (end == out)
+		return NULL;
+	start = end;
+	while (start > out && start[-1] != '\n')
+		start--;
+	while (*start == ' ' || *start == '\t' || *start == '\r')
+		start++;
+	if ((size_t)(end - start) > max) {
+		end = start + max;
+		while (end > start && ((unsigned char)*end & 0xc0) == 0x80)
+			end--;
+	}
+	*len = (size_t)(end - start);
+	return start;
+}

@@ -71,6 +71,11 @@ void kpar_bucket_result_free(struct kpar_bucket_result *r);
 struct kpar_test_result *kpar_bucket_result_add(struct kpar_bucket_result *r,
 	const char *id, enum kpar_status status, double seconds,
 	const char *output, size_t output_len);
+/* A skipped test's reason, as automake and TAP take it: the last non-empty
+ * line of its output (say "SKIP: needs network"), without surrounding
+ * blanks, at most max bytes (cut on a UTF-8 character boundary).  Returns
+ * the start in t->output and sets *len; NULL when the output has none. */
+const char *kpar_record_skip_reason(const struct kpar_test_result *t, size_t max, size_t *len);
 
 /* Appends the encoded record (with its trailing newline) to out.
  *

@@ -60,6 +60,28 @@ static void add_output_tail(struct kpar_buf *b, const char *out, size_t len)
 	}
 }
 
+/* "  id  (reason)": the reason is what the test printed last (a line), as
+ * automake's and TAP's skip reasons are. */
+static void add_skipped(struct kpar_buf *b, const struct kpar_test_result *t)
+{
+	size_t len, k;
+	const char *why = kpar_record_skip_reason(t, 200, &len);
+
+	kpar_buf_printf(b, "  %s", t->id);
+	if (why) {
+		kpar_buf_puts(b, "  (");
+		for (k = 0; k < len; k++) {
+			unsigned char ch = (unsigned char)why[k];
+			if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
+				kpar_buf_printf(b, "\\x%02x", ch);
+			else
+				kpar_buf_putc(b, (char)ch);
+		}
+		kpar_buf_putc(b, ')');
+	}
+	kpar_buf_putc(b, '\n');
+}
+
 struct test_ref {
 	const struct kpar_test_result *t;
 	int bucket;
@@ -85,8 +107,12 @@ static void build_summary(const struct kpar_run_info *ri, const char *events,
 	double maxbusy = 0, sumbusy = 0;
 
 	memset(tot, 0, sizeof *tot);
-	/* The report is written as the run ends, before its end is stored. */
-	wall = (ri->finished > ri->started ? ri->finished : (double)time(NULL)) - ri->started;
+	/* The report is written as the run ends, before its end is stored.
+	 * The run's start and end come from the clock the buckets' times come
+	 * from (kpar_state_now), so the speed-up compares like with like. */
+	wall = (ri->finished > ri->started ? ri->finished : kpar_state_now()) - ri->started;
+	if (wall < 0)
+		wall = 0;
 	for (i = 0; i < nres; i++)
 		total_tests += res[i].ntests;
 	refs = kpar_xcalloc(total_tests ? total_tests : 1, sizeof *refs);
@@ -123,7 +149,8 @@ static void build_summary(const struct kpar_run_info *ri, const char *events,
 		}
 	}
 
-	kpar_buf_printf(b, "kpar: run %lld, plan %.19s, %zu buckets\n", ri->id, ri->plan, (size_t)ri->nbuckets);
+	kpar_buf_printf(b, "kpar: run %lld, plan %.19s, %zu bucket%s\n", ri->id, ri->plan, (size_t)ri->nbuckets,
+			kpar_buf_plural((size_t)ri->nbuckets));
 	for (i = 0; i < nrefs; i++) {
 		const struct kpar_test_result *t = refs[i].t;
 		if (t->status != KPAR_FAIL && t->status != KPAR_ERROR)
@@ -142,6 +169,12 @@ static void build_summary(const struct kpar_run_info *ri, const char *events,
 				kpar_buf_printf(b, "  %s  (%d attempts, bucket %d)\n", refs[i].t->id,
 						refs[i].t->attempts, refs[i].bucket);
 	}
+	if (tot->skipped) {
+		kpar_buf_puts(b, "\nSkipped:\n");
+		for (i = 0; i < nrefs; i++)
+			if (refs[i].t->status == KPAR_SKIP)
+				add_skipped(b, refs[i].t);
+	}
 	qsort(refs, nrefs, sizeof *refs, cmp_slowest);
 	kpar_buf_puts(b, "\nSlowest tests:\n");
 	for (i = 0; i < nrefs && i < SLOWEST; i++) {
@@ -151,7 +184,8 @@ static void build_summary(const struct kpar_run_info *ri, const char *events,
 	}
 	kpar_buf_puts(b, "\nWorkers (busy time):\n");
 	for (i = 0; i < nw; i++) {
-		kpar_buf_printf(b, "  %-12s %3zu buckets  ", wt[i].name, wt[i].buckets);
+		kpar_buf_printf(b, "  %-12s %3zu bucket%s  ", wt[i].name, wt[i].buckets,
+				wt[i].buckets == 1 ? " " : "s");
 		fmt_secs(b, wt[i].busy);
 		kpar_buf_putc(b, '\n');
 		if (wt[i].busy > maxbusy)
@@ -163,8 +197,9 @@ static void build_summary(const struct kpar_run_info *ri, const char *events,
 	if (events && *events)
 		kpar_buf_printf(b, "\nEvents on the platform (%s):\n%s", ri->backend ? ri->backend : "?", events);
 	kpar_buf_puts(b, "\n");
-	kpar_buf_printf(b, "%zu tests: %zu passed, %zu failed, %zu errors, %zu skipped, %zu flaky  |  ",
-			tot->tests, tot->passed, tot->failed, tot->errors, tot->skipped, tot->flaky);
+	kpar_buf_printf(b, "%zu test%s: %zu passed, %zu failed, %zu error%s, %zu skipped, %zu flaky  |  ",
+			tot->tests, kpar_buf_plural(tot->tests), tot->passed, tot->failed, tot->errors,
+			kpar_buf_plural(tot->errors), tot->skipped, tot->flaky);
 	kpar_buf_puts(b, "wall ");
 	fmt_secs(b, wall);
 	kpar_buf_puts(b, ", test time ");

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "base/buf.h"
 #include "base/error.h"
@@ -68,26 +69,62 @@ static int prepare(struct kpar_state *st, const char *sql, sqlite3_stmt **out)
 	return 0;
 }
 
+/* "file:" URI of path with immutable=1: URI syntax, so '%', '?' and '#'
+ * (and anything else outside the unreserved set) are escaped. */
+static char *immutable_uri(const char *path)
+{
+	struct kpar_buf b = KPAR_BUF_INIT;
+	const unsigned char *p;
+
+	kpar_buf_puts(&b, "file:");
+	for (p = (const unsigned char *)path; *p; p++) {
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+		    strchr("/-._~", *p))
+			kpar_buf_putc(&b, (char)*p);
+		else
+			kpar_buf_printf(&b, "%%%02X", *p);
+	}
+	kpar_buf_puts(&b, "?immutable=1");
+	return kpar_buf_detach(&b, NULL);
+}
+
 int kpar_state_open(struct kpar_state **out, const char *state_dir, int flags)
 {
 	struct kpar_state *st = kpar_xcalloc(1, sizeof *st);
+	char *uri = NULL;
 	int rc, oflags;
 
 	*out = NULL;
 	st->path = kpar_fs_join(state_dir, "state.db");
 	if (flags & KPAR_STATE_RDONLY) {
 		struct stat sb;
+		char *wal, *shm;
 		if (stat(st->path, &sb) < 0) {
 			rc = kpar_error_set(KPAR_ENOTFOUND, "no state database at '%s'", st->path);
 			goto fail;
 		}
 		oflags = SQLITE_OPEN_READONLY;
+		/* A WAL database is read through its -shm index, which a reader
+		 * creates beside it: in a directory it cannot write (a read-only
+		 * checkout, another user's tree), with no -wal or -shm left, that
+		 * fails at the first query.  With no -wal the file holds every
+		 * committed transaction (the last writer's close folded the WAL in)
+		 * and no writer has it open, as a writer keeps a -wal: read it as
+		 * immutable.  A -wal that cannot be indexed fails loudly below. */
+		wal = kpar_xasprintf("%s-wal", st->path);
+		shm = kpar_xasprintf("%s-shm", st->path);
+		if (access(state_dir, W_OK) != 0 && !kpar_fs_exists(wal) && !kpar_fs_exists(shm)) {
+			uri = immutable_uri(st->path);
+			oflags |= SQLITE_OPEN_URI;
+		}
+		free(wal);
+		free(shm);
 	} else {
 		if ((rc = kpar_fs_mkdir_p(state_dir, 0755)) < 0)
 			goto fail;
 		oflags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
 	}
-	if (sqlite3_open_v2(st->path, &st->db, oflags | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+	if (sqlite3_open_v2(uri ? uri : st->path, &st->db, oflags | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
 		rc = kpar_error_set(KPAR_EDB, "cannot open state database '%s': %s", st->path,
 				    st->db ? sqlite3_errmsg(st->db) : "out of memory");
 		goto fail;
@@ -112,9 +149,20 @@ int kpar_state_open(struct kpar_state **out, const char *state_dir, int flags)
 			goto fail;
 		}
 	}
+	if (flags & KPAR_STATE_RDONLY) {
+		/* Reading must work or fail here, naming the file, rather than
+		 * later as an empty answer. */
+		if ((rc = exec(st, "SELECT count(*) FROM sqlite_master")) < 0) {
+			kpar_error_prefix(rc, "cannot read the state database (a read-only directory "
+					  "needs the database's -wal and -shm files readable, or none)");
+			goto fail;
+		}
+	}
+	free(uri);
 	*out = st;
 	return 0;
 fail:
+	free(uri);
 	kpar_state_close(st);
 	return rc;
 }
@@ -133,7 +181,7 @@ sqlite3 *kpar_state_db(struct kpar_state *st)
 	return st->db;
 }
 
-static double now(void)
+double kpar_state_now(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
@@ -218,7 +266,7 @@ int kpar_state_run_begin(struct kpar_state *st, const struct kpar_run_info *in,
 	sqlite3_bind_text(s, 3, in->inputs_digest, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 4, in->nbuckets);
 	sqlite3_bind_text(s, 5, in->backend, -1, SQLITE_STATIC);
-	sqlite3_bind_double(s, 6, now());
+	sqlite3_bind_double(s, 6, kpar_state_now());
 	if (sqlite3_step(s) != SQLITE_DONE) {
 		rc = db_error(st, "create run");
 		goto fail;
@@ -250,12 +298,15 @@ int kpar_state_run_end(struct kpar_state *st, long long id, const char *status, 
 	sqlite3_stmt *s;
 	int rc;
 
-	if ((rc = prepare(st, "UPDATE runs SET status = ?2, verdict = ?3, finished = ?4 WHERE id = ?1", &s)) < 0)
+	/* a run going on again (a resume) has no end yet: a stale one would
+	 * make the report's wall time the time until the resume started */
+	if ((rc = prepare(st, "UPDATE runs SET status = ?2, verdict = ?3,"
+			  " finished = CASE WHEN ?2 = 'running' THEN NULL ELSE ?4 END WHERE id = ?1", &s)) < 0)
 		return rc;
 	sqlite3_bind_int64(s, 1, id);
 	sqlite3_bind_text(s, 2, status, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 3, verdict, -1, SQLITE_STATIC);
-	sqlite3_bind_double(s, 4, now());
+	sqlite3_bind_double(s, 4, kpar_state_now());
 	rc = sqlite3_step(s) == SQLITE_DONE ? 0 : db_error(st, "finish run");
 	sqlite3_finalize(s);
 	return rc;
@@ -295,7 +346,7 @@ int kpar_state_bucket_mark(struct kpar_state *st, long long run, int bucket, con
 	sqlite3_bind_text(s, 3, status, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 4, worker, -1, SQLITE_STATIC);
 	sqlite3_bind_int(s, 5, attempts);
-	sqlite3_bind_double(s, 6, now());
+	sqlite3_bind_double(s, 6, kpar_state_now());
 	rc = sqlite3_step(s) == SQLITE_DONE ? 0 : db_error(st, "mark bucket");
 	sqlite3_finalize(s);
 	return rc;
@@ -514,20 +565,41 @@ int kpar_state_query(const char *state_dir, const char *what, struct kpar_buf *o
 	struct kpar_state *st = NULL;
 	struct kpar_run_info ri;
 	long long n = 0;
-	int rc, have_run;
+	int rc, have_run = 0;
 
 	static const char *const known[] = { "run", "status", "verdict", "resumable", "buckets",
-					     "buckets-done", "tests-failed", "tests", NULL };
+					     "buckets-done", "tests", "tests-passed", "tests-failed",
+					     "tests-errors", "tests-skipped", "tests-flaky", NULL };
 	const char *const *k;
 
 	for (k = known; *k && strcmp(*k, what) != 0; k++)
 		;
 	if (!*k)
 		return kpar_error_set(KPAR_EINVAL, "unknown state query '%s' (run, status, verdict, "
-				      "resumable, buckets, buckets-done, tests-failed, tests)", what);
+				      "resumable, buckets, buckets-done, tests, tests-passed, tests-failed, "
+				      "tests-errors, tests-skipped, tests-flaky)", what);
 	memset(&ri, 0, sizeof ri);
+	/* No database, or no run in it yet, is an answer ("none"); a database
+	 * that cannot be read is an error, never a made-up "none". */
 	rc = kpar_state_open(&st, state_dir, KPAR_STATE_RDONLY);
-	have_run = rc == 0 && kpar_state_last_run(st, &ri) == 0;
+	if (rc == 0) {
+		sqlite3_stmt *s;
+		/* created, but its schema not yet committed by the first writer */
+		if ((rc = prepare(st, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'runs'",
+				  &s)) == 0) {
+			int step = sqlite3_step(s);
+			if (step == SQLITE_ROW)
+				rc = kpar_state_last_run(st, &ri);
+			else if (step == SQLITE_DONE)
+				rc = KPAR_ENOTFOUND;
+			else
+				rc = db_error(st, "read schema");
+			sqlite3_finalize(s);
+		}
+		have_run = rc == 0;
+	}
+	if (rc < 0 && rc != KPAR_ENOTFOUND)
+		goto done;
 	kpar_error_clear();
 	rc = 0;
 	if (!strcmp(what, "run")) {
@@ -538,21 +610,30 @@ int kpar_state_query(const char *state_dir, const char *what, struct kpar_buf *o
 	} else if (!strcmp(what, "verdict")) {
 		kpar_buf_puts(out, have_run && ri.verdict ? ri.verdict : "none");
 	} else if (!strcmp(what, "resumable")) {
-		if (have_run && strcmp(ri.status, "complete") != 0)
-			kpar_buf_puts(out, "1");
+		kpar_buf_puts(out, have_run && strcmp(ri.status, "complete") != 0 ? "1" : "0");
 	} else if (!strcmp(what, "buckets")) {
 		kpar_buf_printf(out, "%ld", have_run ? ri.nbuckets : 0L);
 	} else if (have_run) {
+		/* the summary's words: a flaky test is also counted as passed */
 		const char *sql = !strcmp(what, "buckets-done")
 			? "SELECT count(*) FROM buckets WHERE run = ?1 AND status = 'collected'"
+			: !strcmp(what, "tests-passed")
+			? "SELECT count(*) FROM results WHERE run = ?1 AND status IN ('pass', 'flaky')"
 			: !strcmp(what, "tests-failed")
-			? "SELECT count(*) FROM results WHERE run = ?1 AND status IN ('fail', 'error')"
+			? "SELECT count(*) FROM results WHERE run = ?1 AND status = 'fail'"
+			: !strcmp(what, "tests-errors")
+			? "SELECT count(*) FROM results WHERE run = ?1 AND status = 'error'"
+			: !strcmp(what, "tests-skipped")
+			? "SELECT count(*) FROM results WHERE run = ?1 AND status = 'skip'"
+			: !strcmp(what, "tests-flaky")
+			? "SELECT count(*) FROM results WHERE run = ?1 AND status = 'flaky'"
 			: "SELECT count(*) FROM results WHERE run = ?1";
 		if ((rc = count(st, sql, ri.id, &n)) == 0)
 			kpar_buf_printf(out, "%lld", n);
 	} else {
 		kpar_buf_puts(out, "0");
 	}
+done:
 	kpar_run_info_free(&ri);
 	kpar_state_close(st);
 	return rc;

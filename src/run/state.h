@@ -40,6 +40,10 @@ void kpar_run_info_free(struct kpar_run_info *r);
  * KPAR_STATE_RDONLY a missing database is KPAR_ENOTFOUND. */
 int kpar_state_open(struct kpar_state **out, const char *state_dir, int flags);
 void kpar_state_close(struct kpar_state *st);
+/* The one clock of every time kpar stores, compares and reports (runs,
+ * buckets, a worker's record): wall-clock seconds since the epoch with
+ * sub-second precision, so times taken on different machines compare. */
+double kpar_state_now(void);
 sqlite3 *kpar_state_db(struct kpar_state *st);
 
 int kpar_state_last_run(struct kpar_state *st, struct kpar_run_info *out);
@@ -69,8 +73,13 @@ void kpar_state_results_free(struct kpar_bucket_result *r, size_t n);
 
 /* Answers a question about the last run for `kpar state` and the plugin's
  * $(kpar-state WHAT): run (its id), status (running|aborted|complete|none),
- * verdict (pass|fail|none), resumable (1 or empty), buckets (count),
- * buckets-done, tests-failed, tests.  Never creates or changes anything. */
+ * verdict (pass|fail|none), resumable (1 or 0), buckets (count),
+ * buckets-done, tests, and tests-passed, -failed, -errors, -skipped, -flaky
+ * counted as the summary counts them (a flaky test is also passed).  No
+ * database or no run yet answers "none" or 0; a database that cannot be
+ * read (a read-only directory holding a -wal that cannot be indexed) is an
+ * error.  Never creates or changes anything: a state dir that is not
+ * writable is read as it stands. */
 int kpar_state_query(const char *state_dir, const char *what, struct kpar_buf *out);
 
 #endif

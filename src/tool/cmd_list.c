@@ -61,7 +61,7 @@ int kpar_cmd_list(int argc, char **argv)
 	if ((rc = kpar_fs_write_if_changed(path, b.data, b.len)) < 0)
 		goto fail;
 	if (rc == 1)
-		fprintf(stderr, "kpar: %zu tests listed in %s\n", tests.n, path);
+		fprintf(stderr, "kpar: %zu test%s listed in %s\n", tests.n, kpar_buf_plural(tests.n), path);
 out:
 	rc = 0;
 	goto done;

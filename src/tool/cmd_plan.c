@@ -47,8 +47,9 @@ int kpar_cmd_plan(int argc, char **argv)
 			if (p.buckets[k].estimate > max)
 				max = p.buckets[k].estimate;
 		}
-		fprintf(stderr, "kpar: planned %zu tests in %zu buckets (estimated %.1fs in all, largest bucket %.1fs)\n",
-			p.ntests, p.nbuckets, total, max);
+		fprintf(stderr, "kpar: planned %zu test%s in %zu bucket%s (estimated %.1fs in all, largest "
+			"bucket %.1fs)\n", p.ntests, kpar_buf_plural(p.ntests), p.nbuckets,
+			kpar_buf_plural(p.nbuckets), total, max);
 	}
 	rc = 0;
 	goto done;

@@ -27,11 +27,13 @@
 #include "tool/cmds.h"
 
 static const char usage[] =
-	"usage: kpar run [--resume] [--workers N] [--backend local|k8s] [--state-dir DIR] ...\n"
+	"usage: kpar run [--resume] [--workers N] [--backend local|k8s] [--state-dir DIR] [OPTION]...\n"
 	"Runs every bucket of <state-dir>/plan.json and collects the results into the\n"
 	"state database, then writes <state-dir>/report/{junit.xml,summary.txt,verdict}.\n"
 	"--resume continues the last unfinished run without rerunning collected buckets;\n"
-	"it is refused if the tests, the test inputs or the split changed since.\n";
+	"it is refused if the tests, the test inputs or the split changed since.\n"
+	"Every option is also the environment variable KPAR_<NAME> (--test-timeout is\n"
+	"KPAR_TEST_TIMEOUT); `kpar state --settings` shows their values.  Options:\n";
 
 /* One kpar run per state dir at a time: a second one (say, a resume started
  * while an orphaned run still finishes) waits for the first. */
@@ -118,6 +120,7 @@ int kpar_cmd_run(int argc, char **argv)
 	for (i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--help") == 0) {
 			fputs(usage, stdout);
+			kpar_conf_print_options(stdout);
 			rc = 0;
 			goto out;
 		}
@@ -217,8 +220,9 @@ int kpar_cmd_run(int argc, char **argv)
 		goto fail;
 	if ((rc = kpar_state_run_end(st, run, "complete", tot.failed || tot.errors ? "fail" : "pass")) < 0)
 		goto fail;
-	fprintf(stderr, "kpar: run %lld complete: %zu tests, %zu failed, %zu errors, %zu skipped, %zu flaky; "
-		"report in %s/report/\n", run, tot.tests, tot.failed, tot.errors, tot.skipped, tot.flaky, c.state_dir);
+	fprintf(stderr, "kpar: run %lld complete: %zu test%s, %zu failed, %zu error%s, %zu skipped, %zu flaky; "
+		"report in %s/report/\n", run, tot.tests, kpar_buf_plural(tot.tests), tot.failed, tot.errors,
+		kpar_buf_plural(tot.errors), tot.skipped, tot.flaky, c.state_dir);
 	rc = 0;
 	goto out;
 fail:

@@ -13,7 +13,8 @@
 static const char usage[] =
 	"usage: kpar state [--state-dir DIR] WHAT\n"
 	"       kpar state --settings\n"
-	"WHAT: run, status, verdict, resumable, buckets, buckets-done, tests-failed, tests.\n"
+	"WHAT: run, status, verdict, resumable, buckets, buckets-done, tests,\n"
+	"      tests-passed, tests-failed, tests-errors, tests-skipped, tests-flaky.\n"
 	"--settings prints every KPAR_* setting as kpar sees it (defaults, environment, options).\n";
 
 int kpar_cmd_state(int argc, char **argv)

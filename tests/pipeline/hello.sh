@@ -38,7 +38,7 @@ expect_grep 'strict mode: expected a greeting without punctuation' out3
 expect_grep '^8 tests: 6 passed, 1 failed' out3
 expect_grep 'verdict: FAIL' out3
 # The live line (forced on: the output is a file here) redraws in place.
-expect_grep "$(printf '\r')"'.*kpar: buckets [0-9]+/8 done, [0-9]+ running, [0-9]+ pending \| [0-9]+ tests, [0-9]+ failed \| [0-9:]+ elapsed, ~[0-9:]+ left' out3
+expect_grep "$(printf '\r')"'.*kpar: buckets [0-9]+/8 done, [0-9]+ running, [0-9]+ pending \| [0-9]+ tests?, [0-9]+ failed, [0-9]+ errors? \| [0-9:]+ elapsed, ~[0-9:]+ left' out3
 junit_tests .kpar/report/junit.xml > junit3
 expect_grep '^failure	tests/strict_mode$' junit3
 

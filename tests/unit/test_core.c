@@ -199,7 +199,8 @@ KPAR_TEST(conf_image_and_registry)
 	CHECK_OK(kpar_conf_load(&c));
 	CHECK_STR(c.payload, "");
 	CHECK_STR(c.base_image, "scratch");
-	CHECK_STR(c.image_compression, "gzip:1");
+	/* what kpar.mk and the README say: the same gzip, level 1 */
+	CHECK_STR(c.image_compression, "gzip");
 	CHECK_STR(c.libcurl, KPAR_LIBCURL_SONAME);
 	CHECK_STR(c.registry_ca, "");
 	CHECK_INT(c.image_pull, 0);
@@ -339,7 +340,67 @@ KPAR_TEST(state_runs_and_collect)
 	CHECK_OK(kpar_state_last_run(st, &ri));
 	CHECK_STR(ri.status, "complete");
 	CHECK_STR(ri.verdict, "fail");
+	CHECK(ri.finished >= ri.started && ri.finished - ri.started < 60);
 	kpar_run_info_free(&ri);
+	kpar_buf_clear(&q);
+	CHECK_OK(kpar_state_query(dir, "resumable", &q));
+	CHECK_STR(q.data, "0");
+	/* A run going on again (a resume) has no end until it ends again: the
+	 * report's wall time must not stop where the resume began. */
+	CHECK_OK(kpar_state_run_end(st, run, "running", NULL));
+	CHECK_OK(kpar_state_last_run(st, &ri));
+	CHECK(ri.finished == 0);
+	kpar_run_info_free(&ri);
+	kpar_state_close(st);
+	kpar_buf_free(&q);
+	free(dir);
+}
+
+/* The summary's words, from `kpar state` too: an error is not a failure. */
+KPAR_TEST(state_query_counts)
+{
+	struct kpar_state *st;
+	struct kpar_run_info in;
+	struct kpar_bucket_result r;
+	struct kpar_buf q = KPAR_BUF_INIT;
+	char *dir;
+	long long run;
+	size_t i;
+	static const struct { const char *what, *want; } counts[] = {
+		{ "tests", "6" }, { "tests-passed", "2" }, { "tests-failed", "1" },
+		{ "tests-errors", "2" }, { "tests-skipped", "1" }, { "tests-flaky", "1" },
+	};
+
+	make_tmp();
+	dir = kpar_fs_join(tmpdir, "state-counts");
+	CHECK_OK(kpar_state_query(dir, "tests-errors", &q));
+	CHECK_STR(q.data, "0");
+	kpar_buf_clear(&q);
+	CHECK_OK(kpar_state_query(dir, "resumable", &q));
+	CHECK_STR(q.data, "0");
+	CHECK_OK(kpar_state_open(&st, dir, 0));
+	memset(&in, 0, sizeof in);
+	in.plan = "sha256:p";
+	in.nbuckets = 1;
+	in.backend = "local";
+	CHECK_OK(kpar_state_run_begin(st, &in, NULL, &run));
+	memset(&r, 0, sizeof r);
+	r.plan = kpar_xstrdup("sha256:p");
+	r.bucket = 1;
+	r.attempt = 1;
+	kpar_bucket_result_add(&r, "p", KPAR_PASS, 1, NULL, 0);
+	kpar_bucket_result_add(&r, "f", KPAR_FAIL, 1, NULL, 0);
+	kpar_bucket_result_add(&r, "e1", KPAR_ERROR, 1, NULL, 0);
+	kpar_bucket_result_add(&r, "e2", KPAR_ERROR, 1, NULL, 0);
+	kpar_bucket_result_add(&r, "s", KPAR_SKIP, 0, NULL, 0);
+	kpar_bucket_result_add(&r, "k", KPAR_FLAKY, 1, NULL, 0);
+	CHECK_OK(kpar_state_collect(st, run, &r));
+	kpar_bucket_result_free(&r);
+	for (i = 0; i < sizeof counts / sizeof counts[0]; i++) {
+		kpar_buf_clear(&q);
+		CHECK_OK(kpar_state_query(dir, counts[i].what, &q));
+		CHECK_STR(q.data, counts[i].want);
+	}
 	kpar_state_close(st);
 	kpar_buf_free(&q);
 	free(dir);
@@ -348,4 +409,4 @@ KPAR_TEST(state_runs_and_collect)
 KPAR_TEST_MAIN(KPAR_CASE(shell_quote), KPAR_CASE(strv_sort_uniq), KPAR_CASE(write_if_changed_keeps_mtime),
 	       KPAR_CASE(digest), KPAR_CASE(testlist_ids), KPAR_CASE(testlist_cmd),
 	       KPAR_CASE(conf_env_and_options), KPAR_CASE(conf_image_and_registry),
-	       KPAR_CASE(state_runs_and_collect))
+	       KPAR_CASE(state_runs_and_collect), KPAR_CASE(state_query_counts))

@@ -463,7 +463,34 @@ KPAR_TEST(bad_json_fields)
 	kpar_buf_free(&enc);
 }
 
+/* A skip's reason is the last non-empty line the test printed. */
+KPAR_TEST(skip_reason)
+{
+	struct kpar_bucket_result r;
+	const char *why;
+	size_t len;
+
+	memset(&r, 0, sizeof r);
+	kpar_bucket_result_add(&r, "a", KPAR_SKIP, 0, "probing\nSKIP: needs network\r\n\n  \n", 33);
+	kpar_bucket_result_add(&r, "b", KPAR_SKIP, 0, NULL, 0);
+	kpar_bucket_result_add(&r, "c", KPAR_SKIP, 0, "\n \n", 3);
+	kpar_bucket_result_add(&r, "d", KPAR_SKIP, 0, "\t only line", 11);
+	/* cut to 4 bytes inside the 2-byte e-acute: the cut backs off to 3 */
+	kpar_bucket_result_add(&r, "e", KPAR_SKIP, 0, "ab\xc3\xa9z", 5);
+	why = kpar_record_skip_reason(&r.tests[0], 200, &len);
+	CHECK(why && len == 19 && memcmp(why, "SKIP: needs network", 19) == 0);
+	CHECK(kpar_record_skip_reason(&r.tests[1], 200, &len) == NULL && len == 0);
+	CHECK(kpar_record_skip_reason(&r.tests[2], 200, &len) == NULL && len == 0);
+	why = kpar_record_skip_reason(&r.tests[3], 200, &len);
+	CHECK(why && len == 9 && memcmp(why, "only line", 9) == 0);
+	why = kpar_record_skip_reason(&r.tests[4], 3, &len);
+	CHECK(why && len == 2);
+	why = kpar_record_skip_reason(&r.tests[4], 4, &len);
+	CHECK(why && len == 4);
+	kpar_bucket_result_free(&r);
+}
+
 KPAR_TEST_MAIN(KPAR_CASE(status_names), KPAR_CASE(add_defaults), KPAR_CASE(round_trip),
 	       KPAR_CASE(embedded_in_log), KPAR_CASE(damage_detected), KPAR_CASE(utf8),
 	       KPAR_CASE(trim), KPAR_CASE(trimmed_under_cap), KPAR_CASE(compressible_output_kept),
-	       KPAR_CASE(too_many_tests), KPAR_CASE(bad_json_fields))
+	       KPAR_CASE(too_many_tests), KPAR_CASE(bad_json_fields), KPAR_CASE(skip_reason))
