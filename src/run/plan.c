@@ -102,9 +102,11 @@ int kpar_plan_inputs_digest(const struct kpar_conf *c, sqlite3 *db, char out[KPA
 	kpar_strv_sort(&files);
 	kpar_strv_uniq(&files);
 	/* Settings that change what a test run does are part of the key;
-	 * worker count and progress display are not. */
-	kpar_buf_printf(&b, "run-cmd\t%s\nrun-mode\t%s\ntimeout\t%g\nretries\t%ld\nroot\t%s\n",
-			c->run_cmd, c->run_mode, c->test_timeout, c->retries, c->root);
+	 * worker count and progress display are not.  KPAR_ROOT is not either:
+	 * inputs are digested by content under relative names, so two
+	 * checkouts of one commit get the same digest, plan.json and image. */
+	kpar_buf_printf(&b, "run-cmd\t%s\nrun-mode\t%s\ntimeout\t%g\nretries\t%ld\nretry-timeouts\t%d\n",
+			c->run_cmd, c->run_mode, c->test_timeout, c->retries, c->retry_timeouts);
 	{
 		/* The tests read these variables: a changed value is a changed input. */
 		struct kpar_strv names = KPAR_STRV_INIT;
@@ -353,13 +355,23 @@ int kpar_plan_make(const struct kpar_conf *c, struct kpar_plan *out, int *change
 	nb = c->buckets > 0 ? (size_t)c->buckets : (size_t)c->workers * BUCKETS_PER_WORKER;
 	if (nb > tests.n)
 		nb = tests.n;
-	/* The key holds what the results depend on, and an explicit bucket
-	 * count; not the worker count: running the same tests on more
-	 * workers must not throw away a finished run. */
-	kpar_buf_printf(&kb, "kpar-plan %d\ntests %s\ninputs %s\nbuckets %ld\n", PLAN_FORMAT, tdig, inputs,
-			c->buckets);
-	if (*c->group)
-		kpar_buf_printf(&kb, "group %s\n", c->group);
+	/* The key holds what the results depend on and every setting the
+	 * split reads (a plan kept across a changed one is not the plan the
+	 * settings ask for).  A finished run is still kept when a changed
+	 * setting yields the same split: runs are matched by the plan digest,
+	 * which names the buckets only. */
+	kpar_buf_printf(&kb, "kpar-plan %d\ntests %s\ninputs %s\nbuckets %ld\nworkers %ld\n"
+			"default-seconds %.17g\ngroup %s\nhints %s\n", PLAN_FORMAT, tdig, inputs,
+			c->buckets, c->workers, c->default_seconds, c->group, c->hints);
+	if (*c->hints) {
+		/* the hints file's content, not only its name, shapes the split */
+		char hd[KPAR_DIGEST_STR];
+		if ((rc = cached_digest(kpar_state_db(st), c->hints, hd)) < 0) {
+			kpar_error_prefix(rc, "KPAR_HINTS");
+			goto done;
+		}
+		kpar_buf_printf(&kb, "hints-content %s\n", hd);
+	}
 	kpar_digest_str(kb.data, kb.len, key);
 
 	/* Same key as the plan on disk: keep it (see plan.h). */

@@ -222,6 +222,106 @@ KPAR_TEST(empty_and_missing_list)
 	kpar_conf_free(&c);
 }
 
+/* Every setting the split reads is part of the key: a plan made for 16
+ * workers is not kept for 2 (issue 9 item 13). */
+KPAR_TEST(key_has_every_split_setting)
+{
+	struct kpar_conf c;
+	struct kpar_plan p;
+	struct kpar_buf list = KPAR_BUF_INIT;
+	char *hints, *k16;
+	size_t i;
+	int changed;
+
+	for (i = 0; i < 200; i++)
+		kpar_buf_printf(&list, "w%03zu\n", i);
+	setup_conf(&c, "w", list.data);
+	c.workers = 16;
+	CHECK_OK(kpar_plan_make(&c, &p, &changed));
+	CHECK_INT(p.nbuckets, 128);
+	k16 = kpar_xstrdup(p.key);
+	kpar_plan_free(&p);
+	c.workers = 2;
+	CHECK_OK(kpar_plan_make(&c, &p, &changed));
+	CHECK_INT(changed, 1);
+	CHECK_INT(p.nbuckets, 16);
+	kpar_plan_free(&p);
+	c.workers = 3;
+	CHECK_OK(kpar_plan_make(&c, &p, &changed));
+	CHECK_INT(p.nbuckets, 24);
+	kpar_plan_free(&p);
+	c.workers = 16;
+	CHECK_OK(kpar_plan_make(&c, &p, &changed));
+	CHECK_STR(p.key, k16);
+	kpar_plan_free(&p);
+
+	/* the estimate settings: default seconds, and the hints file by content */
+	c.default_seconds = 2;
+	CHECK_OK(kpar_plan_make(&c, &p, &changed));
+	CHECK(strcmp(p.key, k16) != 0);
+	kpar_plan_free(&p);
+	hints = kpar_fs_join(dir, "hints");
+	CHECK_OK(kpar_fs_write_atomic(hints, "w00* 50\n", 8));
+	free(c.hints);
+	c.hints = kpar_xstrdup(hints);
+	CHECK_OK(kpar_plan_make(&c, &p, &changed));
+	free(k16);
+	k16 = kpar_xstrdup(p.key);
+	kpar_plan_free(&p);
+	CHECK_OK(kpar_fs_write_atomic(hints, "w01* 50\n", 8));
+	CHECK_OK(kpar_plan_make(&c, &p, &changed));
+	CHECK_INT(changed, 1);
+	CHECK(strcmp(p.key, k16) != 0);
+	kpar_plan_free(&p);
+	/* a hints file that is gone is an error naming the setting */
+	unlink(hints);
+	CHECK(kpar_plan_make(&c, &p, &changed) < 0);
+	CHECK(strstr(kpar_error_last(), "KPAR_HINTS") != NULL);
+	free(hints);
+	free(k16);
+	kpar_buf_free(&list);
+	kpar_conf_free(&c);
+}
+
+/* Two checkouts of one tree in different directories: same inputs
+ * digest, same plan.json bytes (it ships in the image; issue 9 item 14). */
+KPAR_TEST(same_plan_in_any_checkout)
+{
+	struct kpar_conf c[2];
+	struct kpar_plan p[2];
+	char *text[2];
+	size_t len[2];
+	int changed, k;
+
+	for (k = 0; k < 2; k++) {
+		char *root, *prog, *pj;
+		setup_conf(&c[k], k ? "checkout-b" : "checkout-a", "z1\nz2\nz3\n");
+		/* the state dir inside its checkout, as .kpar is */
+		root = kpar_xstrdup(c[k].state_dir);
+		free(c[k].root);
+		c[k].root = root;
+		prog = kpar_fs_join(root, "prog");
+		CHECK_OK(kpar_fs_write_atomic(prog, "same", 4));
+		free(prog);
+		free(c[k].inputs);
+		c[k].inputs = kpar_xstrdup("prog");
+		CHECK_OK(kpar_plan_make(&c[k], &p[k], &changed));
+		pj = kpar_conf_path(&c[k], "plan.json");
+		CHECK_OK(kpar_fs_read_all(pj, &text[k], &len[k]));
+		free(pj);
+	}
+	CHECK_STR(p[0].inputs_digest, p[1].inputs_digest);
+	CHECK_STR(p[0].key, p[1].key);
+	CHECK_INT(len[0], len[1]);
+	CHECK(memcmp(text[0], text[1], len[0]) == 0);
+	for (k = 0; k < 2; k++) {
+		free(text[k]);
+		kpar_plan_free(&p[k]);
+		kpar_conf_free(&c[k]);
+	}
+}
+
 KPAR_TEST_MAIN(KPAR_CASE(deterministic_across_dirs), KPAR_CASE(kept_while_key_holds),
 	       KPAR_CASE(grouped_by_expression), KPAR_CASE(inputs_by_content),
-	       KPAR_CASE(empty_and_missing_list))
+	       KPAR_CASE(empty_and_missing_list), KPAR_CASE(key_has_every_split_setting),
+	       KPAR_CASE(same_plan_in_any_checkout))
