@@ -45,6 +45,7 @@ static const struct setting {
 	{ "buckets", LONG, F(buckets), "0", 0, 0, NULL, 0 },
 	/* the worker takes these in a pod: it bounds them as it always has */
 	{ "retries", LONG, F(retries), "0", 0, 100, NULL, 0 },
+	{ "retry-timeouts", BOOL, F(retry_timeouts), "0", 0, 0, NULL, 0 },
 	{ "worker-retries", LONG, F(worker_retries), "2", 0, 0, NULL, 0 },
 	{ "test-timeout", DBL, F(test_timeout), "0", 0, 1000000000, NULL, 0 },
 	{ "default-seconds", DBL, F(default_seconds), "1", 0, 0, NULL, 0 },

@@ -28,6 +28,7 @@ struct kpar_conf {
 	long workers;        /* KPAR_WORKERS: parallel workers; default: online CPUs */
 	long buckets;        /* KPAR_BUCKETS: 0 = auto (8 per worker, at most one per test) */
 	long retries;        /* KPAR_RETRIES: extra attempts for a failed test */
+	int retry_timeouts;  /* KPAR_RETRY_TIMEOUTS: a timed-out test is retried too */
 	long worker_retries; /* KPAR_WORKER_RETRIES: extra attempts for a bucket whose worker died */
 	double test_timeout; /* KPAR_TEST_TIMEOUT: seconds per test, 0 = none */
 	double default_seconds; /* KPAR_DEFAULT_SECONDS: estimate when nothing is known */

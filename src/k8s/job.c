@@ -283,6 +283,7 @@ int kpar_k8s_job_json(const struct kpar_conf *c, const struct kpar_plan *p, cons
 		char num[64];
 		snprintf(num, sizeof num, "%ld", c->retries);
 		put_env(env, "KPAR_RETRIES", num);
+		put_env(env, "KPAR_RETRY_TIMEOUTS", c->retry_timeouts ? "1" : "0");
 		snprintf(num, sizeof num, "%g", c->test_timeout);
 		put_env(env, "KPAR_TEST_TIMEOUT", num);
 	}

@@ -143,7 +143,18 @@ struct outcome {
 	struct kpar_buf output;
 	int interrupted;
 	int spawn_error;
+	int timed_out;
 };
+
+/* Whether another attempt could change a failed outcome (worker.h). */
+static int retryable(const struct kpar_worker_opts *o, const struct outcome *oc)
+{
+	if (!failed(oc->status) || oc->spawn_error)
+		return 0;
+	if (oc->timed_out)
+		return o->retry_timeouts;
+	return oc->exit_code != 99 && oc->exit_code != 126 && oc->exit_code != 127;
+}
 
 /* Maps a finished process to an outcome; `what` names it in messages. */
 static void judge(struct ctx *cx, const struct kpar_proc_status *st, struct kpar_capture *cap,
@@ -154,6 +165,7 @@ static void judge(struct ctx *cx, const struct kpar_proc_status *st, struct kpar
 	oc->seconds = st->seconds;
 	oc->interrupted = st->interrupted;
 	oc->spawn_error = st->spawn_error;
+	oc->timed_out = st->timed_out;
 	if (st->spawn_error) {
 		oc->status = KPAR_ERROR;
 		oc->exit_code = st->spawn_error == ENOENT ? 127 : 126;
@@ -317,7 +329,7 @@ static int run_each(struct ctx *cx, const struct kpar_strv *ids, struct kpar_buc
 			kpar_buf_free(&oc.output);
 			if (rc < 0)
 				goto done;
-			if (!failed(oc.status))
+			if (!retryable(cx->o, &oc))
 				break;
 		}
 		if (cx->o->on_test)
@@ -344,9 +356,10 @@ static int junit_matches(const char *j, const char *id)
 }
 
 /* One batch run over `batch` ids; results (one per id, plus extra JUnit
- * testcases) are appended to res. */
+ * testcases) are appended to res.  Ids given the command's own status when
+ * a rerun could not change it (retryable) are added to final. */
 static int run_batch_once(struct ctx *cx, const struct kpar_strv *batch, int attempt,
-			  struct kpar_bucket_result *res)
+			  struct kpar_bucket_result *res, struct kpar_strv *final)
 {
 	const struct kpar_worker_opts *o = cx->o;
 	struct kpar_strv env = KPAR_STRV_INIT, argv = KPAR_STRV_INIT;
@@ -431,6 +444,8 @@ static int run_batch_once(struct ctx *cx, const struct kpar_strv *batch, int att
 			free(note);
 		}
 		t->exit_code = oc.exit_code;
+		if (failed(oc.status) && !retryable(o, &oc))
+			kpar_strv_push(final, batch->v[i]);
 		/* Time not accounted for by the XML, shared among the rest. */
 		t->seconds = oc.seconds > junit_seconds ?
 			(oc.seconds - junit_seconds) / (double)nmissing : 0;
@@ -471,29 +486,35 @@ static struct kpar_test_result *find_test(struct kpar_bucket_result *r, const ch
 
 static int run_batch(struct ctx *cx, const struct kpar_strv *ids, struct kpar_bucket_result *out)
 {
-	struct kpar_strv again = KPAR_STRV_INIT;
+	struct kpar_strv again = KPAR_STRV_INIT, final = KPAR_STRV_INIT;
 	int attempt, rc = 0;
-	size_t i;
+	size_t i, k;
 
 	if (!cx->o->run_cmd || !*cx->o->run_cmd)
 		return kpar_error_set(KPAR_EINVAL, "batch mode needs a run command "
 				      "(the tests are passed to it as arguments)");
 	if (ids->n == 0)
 		return 0;
-	if ((rc = run_batch_once(cx, ids, 1, out)) < 0)
+	if ((rc = run_batch_once(cx, ids, 1, out, &final)) < 0) {
+		kpar_strv_free(&final);
 		return rc;
+	}
 	for (attempt = 2; attempt <= 1 + cx->o->retries; attempt++) {
 		struct kpar_bucket_result res = { 0 };
 
 		kpar_strv_free(&again);
 		for (i = 0; i < ids->n; i++) {
 			struct kpar_test_result *t = find_test(out, ids->v[i]);
-			if (t && failed(t->status))
+			if (!t || !failed(t->status))
+				continue;
+			for (k = 0; k < final.n && strcmp(final.v[k], ids->v[i]) != 0; k++)
+				;
+			if (k == final.n)
 				kpar_strv_push(&again, ids->v[i]);
 		}
 		if (again.n == 0)
 			break;
-		if ((rc = run_batch_once(cx, &again, attempt, &res)) < 0) {
+		if ((rc = run_batch_once(cx, &again, attempt, &res, &final)) < 0) {
 			kpar_bucket_result_free(&res);
 			break;
 		}
@@ -523,6 +544,7 @@ static int run_batch(struct ctx *cx, const struct kpar_strv *ids, struct kpar_bu
 		kpar_bucket_result_free(&res);
 	}
 	kpar_strv_free(&again);
+	kpar_strv_free(&final);
 	if (cx->o->on_test)
 		for (i = 0; i < out->ntests; i++)
 			cx->o->on_test(&out->tests[i], cx->o->payload);

@@ -11,11 +11,16 @@
  *    if it wrote JUnit XML to $KPAR_JUNIT, per-test results are taken from
  *    it, otherwise every test gets the command's status.
  * Failed tests are retried up to `retries` times; one that passes on a
- * retry is KPAR_FLAKY, never hidden as a pass.
+ * retry is KPAR_FLAKY, never hidden as a pass.  What a rerun cannot fix is
+ * not retried: a hard error (exit 99) and a test that cannot start (exec
+ * failed, or exit 126/127 from the shell: missing, not executable); a
+ * timed-out test only with retry_timeouts (a hang usually hangs again, and
+ * each attempt costs the whole timeout).
  *
  * Every test runs with cwd = root, stdin from /dev/null, stdout and stderr
  * into one pipe, in its own process group (stray members are killed when
- * the test exits), and this environment: TMPDIR = <workdir>/tmp,
+ * the test exits; the test itself is killed if the worker dies), and this
+ * environment: TMPDIR = <workdir>/tmp,
  * KPAR_WORKDIR = <workdir> (both absolute and created), KPAR_BUCKET,
  * KPAR_TEST_ATTEMPT (1-based), KPAR_TEST_ID (per test mode), KPAR_JUNIT =
  * <workdir>/junit.xml (batch mode; removed before each run).  A signal or
@@ -38,6 +43,7 @@ struct kpar_worker_opts {
 	enum kpar_run_mode mode;
 	double timeout;          /* seconds per test (batch: per bucket); 0 = none */
 	int retries;             /* extra attempts for a failed test */
+	int retry_timeouts;      /* a timed-out test is retried too (0) */
 	size_t pass_output_max;  /* bytes of output kept for passing tests */
 	size_t fail_output_max;  /* bytes kept for failing tests (head and tail) */
 	const char *plan;        /* copied into the result */

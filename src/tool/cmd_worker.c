@@ -44,7 +44,9 @@ static const char usage_text[] =
 	"  --mode each|batch    one process per test, or CMD given every id at once\n"
 	"                       (default $KPAR_RUN_MODE or each)\n"
 	"  --timeout SECONDS    per test (batch: per bucket); 0 = none ($KPAR_TEST_TIMEOUT)\n"
-	"  --retries N          reruns of a failed test; a later pass is flaky ($KPAR_RETRIES)\n"
+	"  --retries N          reruns of a failed test; a later pass is flaky ($KPAR_RETRIES);\n"
+	"                       never of a hard error (99) or a test that cannot start, and\n"
+	"                       of a timed-out test only with $KPAR_RETRY_TIMEOUTS=1\n"
 	"  --output FILE        write the record to FILE atomically instead of stdout\n"
 	"  --name NAME          worker name in the record (default: the host name)\n"
 	"  --progress           print a line per finished test on stderr\n"
@@ -306,6 +308,7 @@ int kpar_cmd_worker(int argc, char **argv)
 	o.mode = strcmp(conf.run_mode, "batch") == 0 ? KPAR_MODE_BATCH : KPAR_MODE_EACH;
 	o.timeout = conf.test_timeout;
 	o.retries = (int)conf.retries;
+	o.retry_timeouts = conf.retry_timeouts;
 
 	optind = 1;
 	opterr = 0;

@@ -43,6 +43,24 @@ expect_grep 'flaky.sh  \(2 attempts' out
 junit_tests .kpar/report/junit.xml >/dev/null || fail "junit.xml unreadable"
 grep -q 'flaky' .kpar/report/junit.xml || fail "junit.xml does not mark the flaky test"
 
+# Retries rerun only what could pass: not a hard error, not a missing
+# test, and a timeout only with KPAR_RETRY_TIMEOUTS=1.
+rm -rf .kpar attempts.log
+printf '#!/bin/sh\necho hard >> attempts.log; exit 99\n' > hard.sh
+printf '#!/bin/sh\necho hang >> attempts.log; exec sleep 30\n' > hang.sh
+printf '#!/bin/sh\necho fail >> attempts.log; exit 1\n' > fail.sh
+chmod +x hard.sh hang.sh fail.sh
+kmake k8s-test 'KPAR_TESTS=hard.sh hang.sh fail.sh missing.sh' KPAR_RETRIES=1 KPAR_TEST_TIMEOUT=0.5 \
+	>out 2>&1 && fail "hard error, hang and failure passed"
+expect_eq "$(grep -c hard attempts.log)" 1 "attempts of a hard error"
+expect_eq "$(grep -c hang attempts.log)" 1 "attempts of a timed-out test"
+expect_eq "$(grep -c fail attempts.log)" 2 "attempts of a failed test"
+grep -A1 '^ERROR: missing.sh' out | grep -q 'attempt 2' && { cat out; fail "a missing test was retried"; }
+rm -rf .kpar attempts.log
+kmake k8s-test 'KPAR_TESTS=hang.sh' KPAR_RETRIES=1 KPAR_TEST_TIMEOUT=0.5 KPAR_RETRY_TIMEOUTS=1 \
+	>out 2>&1 && fail "a hang passed"
+expect_eq "$(grep -c hang attempts.log)" 2 "attempts of a timed-out test with KPAR_RETRY_TIMEOUTS=1"
+
 # A worker that dies mid-bucket is retried; its bucket is collected once.
 rm -rf .kpar
 cat > killer.sh <<'SH'

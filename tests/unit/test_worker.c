@@ -406,6 +406,76 @@ KPAR_TEST(retries)
 	teardown();
 }
 
+/* What no rerun can fix is not retried: a hard error, a test that cannot
+ * start (exec failure, or the shell's 126/127); a timeout only when asked
+ * (issue 9 item 7). */
+KPAR_TEST(retry_policy)
+{
+	struct kpar_worker_opts o;
+	struct kpar_strv ids = KPAR_STRV_INIT;
+	struct kpar_bucket_result r;
+	const struct kpar_test_result *t;
+
+	setup();
+	opts(&o);
+	o.retries = 2;
+	o.timeout = 0.3;
+	o.kill_grace = 0.3;
+	ids_of(&ids, (const char *const[]){ "hard.sh", "missing.sh", "noexec.sh", "slow.sh",
+					    "fail.sh", "segv.sh", NULL });
+	CHECK_OK(kpar_worker_run(&o, &ids, &r));
+	t = find(&r, "hard.sh");
+	CHECK(t && t->status == KPAR_ERROR && t->attempts == 1);
+	t = find(&r, "missing.sh");
+	CHECK(t && t->status == KPAR_ERROR && t->attempts == 1);
+	t = find(&r, "noexec.sh");
+	CHECK(t && t->status == KPAR_ERROR && t->attempts == 1);
+	t = find(&r, "slow.sh");
+	CHECK(t && t->status == KPAR_ERROR && t->attempts == 1);
+	/* a failure and a crash may be flaky: retried */
+	t = find(&r, "fail.sh");
+	CHECK(t && t->status == KPAR_FAIL && t->attempts == 3);
+	t = find(&r, "segv.sh");
+	CHECK(t && t->status == KPAR_ERROR && t->attempts == 3);
+	kpar_bucket_result_free(&r);
+	kpar_strv_free(&ids);
+
+	o.retry_timeouts = 1;
+	kpar_strv_push(&ids, "slow.sh");
+	CHECK_OK(kpar_worker_run(&o, &ids, &r));
+	t = find(&r, "slow.sh");
+	CHECK(t && t->status == KPAR_ERROR && t->attempts == 3);
+	kpar_bucket_result_free(&r);
+	o.retry_timeouts = 0;
+
+	/* through a run command: the shell's "not found" */
+	o.run_cmd = "./no-such-runner";
+	CHECK_OK(kpar_worker_run(&o, &ids, &r));
+	t = find(&r, "slow.sh");
+	CHECK(t && t->exit_code == 127 && t->attempts == 1);
+	kpar_bucket_result_free(&r);
+
+	/* batch: a hard error and a timeout of the command itself */
+	o.mode = KPAR_MODE_BATCH;
+	o.run_cmd = "./hard.sh";
+	CHECK_OK(kpar_worker_run(&o, &ids, &r));
+	t = find(&r, "slow.sh");
+	CHECK(t && t->status == KPAR_ERROR && t->attempts == 1);
+	kpar_bucket_result_free(&r);
+	o.run_cmd = "./slow.sh";
+	CHECK_OK(kpar_worker_run(&o, &ids, &r));
+	t = find(&r, "slow.sh");
+	CHECK(t && t->status == KPAR_ERROR && t->attempts == 1);
+	kpar_bucket_result_free(&r);
+	o.run_cmd = "./fail.sh";
+	CHECK_OK(kpar_worker_run(&o, &ids, &r));
+	t = find(&r, "slow.sh");
+	CHECK(t && t->status == KPAR_FAIL && t->attempts == 3);
+	kpar_bucket_result_free(&r);
+	kpar_strv_free(&ids);
+	teardown();
+}
+
 static const char *const odd_ids[] = {
 	"with space",
 	"quote'single",
@@ -723,6 +793,6 @@ KPAR_TEST(capture)
 
 KPAR_TEST_MAIN(KPAR_CASE(defaults), KPAR_CASE(statuses), KPAR_CASE(environment),
 	       KPAR_CASE(timeout), KPAR_CASE(stray_processes), KPAR_CASE(output_limits),
-	       KPAR_CASE(retries), KPAR_CASE(odd_ids_run_cmd), KPAR_CASE(odd_ids_exec),
+	       KPAR_CASE(retries), KPAR_CASE(retry_policy), KPAR_CASE(odd_ids_run_cmd), KPAR_CASE(odd_ids_exec),
 	       KPAR_CASE(batch_junit), KPAR_CASE(batch_retries), KPAR_CASE(bad_setup),
 	       KPAR_CASE(interrupt_int), KPAR_CASE(interrupt_term), KPAR_CASE(capture))
