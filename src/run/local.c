@@ -6,6 +6,10 @@
  * no async-signal-safety to get wrong.  Children get the default mask back
  * before exec.  Workers die with the scheduler (PR_SET_PDEATHSIG), so a
  * kill -9 of the scheduler leaves no orphan writing into the state dir.
+ * A worker's test dies with the worker (proc.c); the scheduler is a child
+ * subreaper, so that test and whatever it started are adopted here rather
+ * than by init, and are killed, process group and all, as they arrive:
+ * a retried bucket must not run beside the orphans of its last attempt.
  */
 #include "config.h"
 
@@ -204,6 +208,53 @@ static long running(const struct sched *s)
 	return n;
 }
 
+/* A process this scheduler did not start reached it as an orphan of a
+ * worker that died.  Until it is reaped its pid pins its process group id,
+ * so killpg() cannot reach an unrelated group; a test leader's group holds
+ * the test's other processes. */
+static void kill_adopted(pid_t pid)
+{
+	killpg(pid, SIGKILL);
+	kill(pid, SIGKILL);
+}
+
+/* Orphans still alive when every worker is done (a test's daemon in a
+ * group of its own that outlived its dead worker): /proc lists this
+ * process's children.  Killing one can orphan its own children to us in
+ * turn, hence the rounds; bounded, as the run's end must not hang. */
+static void kill_all_adopted(void)
+{
+	char path[64];
+	int round, status;
+
+	snprintf(path, sizeof path, "/proc/self/task/%ld/children", (long)getpid());
+	for (round = 0; round < 200; round++) {
+		char *text = NULL, *p, *end;
+		int any = 0;
+
+		if (kpar_fs_read_all(path, &text, NULL) < 0) {
+			kpar_error_clear();
+			return;
+		}
+		for (p = text; *p; p = end) {
+			long pid = strtol(p, &end, 10);
+			if (end == p)
+				break;
+			if (pid > 0) {
+				kill_adopted((pid_t)pid);
+				any = 1;
+			}
+		}
+		free(text);
+		if (!any)
+			return;
+		/* reaped only after the kill: a zombie pins its group id */
+		while (waitpid(-1, &status, WNOHANG) > 0)
+			;
+		usleep(10000);
+	}
+}
+
 static void stop_all(struct sched *s, int sig)
 {
 	long i;
@@ -253,6 +304,7 @@ static int local_run(struct kpar_dispatch *d)
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGHUP);
 	sigprocmask(SIG_BLOCK, &mask, &old);
+	prctl(PR_SET_CHILD_SUBREAPER, 1);
 
 	for (;;) {
 		struct timespec tick = { 1, 0 };
@@ -285,12 +337,20 @@ static int local_run(struct kpar_dispatch *d)
 		}
 		for (;;) {
 			int status;
-			pid_t pid = waitpid(-1, &status, WNOHANG);
+			siginfo_t si;
+			pid_t pid;
 			struct slot *sl;
-			if (pid <= 0)
+
+			/* Look before reaping: an adopted orphan's group is killed
+			 * while its zombie still pins the group id. */
+			memset(&si, 0, sizeof si);
+			if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) < 0 || si.si_pid == 0)
 				break;
-			sl = find_slot(&s, pid);
+			sl = find_slot(&s, si.si_pid);
 			if (!sl)
+				kill_adopted(si.si_pid);
+			pid = waitpid(si.si_pid, &status, 0);
+			if (pid <= 0 || !sl)
 				continue;
 			if (interrupted) {
 				/* A worker that finished its bucket before the
@@ -319,6 +379,8 @@ static int local_run(struct kpar_dispatch *d)
 			stop_deadline = kpar_progress_now() + 10;
 		}
 	}
+	kill_all_adopted();
+	prctl(PR_SET_CHILD_SUBREAPER, 0);
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	if (interrupted && rc == 0)
 		rc = kpar_error_set(KPAR_EINTR, "interrupted: %zu of %zu buckets collected; "

@@ -14,9 +14,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -235,43 +235,71 @@ static void read_available(int fd, struct kpar_capture *cap, int *eof)
 	}
 }
 
+/* Dispositions a test must see as default even if kpar's caller ignored
+ * some of them (nohup, a shell ignoring SIGPIPE). */
+static const int default_signals[] = {
+	SIGINT, SIGTERM, SIGCHLD, SIGPIPE, SIGQUIT, SIGHUP, SIGALRM, SIGUSR1, SIGUSR2,
+};
+
+/* The child side of spawn(): only async-signal-safe calls.  Reports why it
+ * could not exec on err_fd (close-on-exec: silence means exec happened). */
+static void exec_child(const struct kpar_proc *p, int out_fd, int null_fd, int err_fd,
+		       pid_t parent)
+{
+	sigset_t none;
+	size_t i;
+	int e;
+
+	setpgid(0, 0);
+	/* A worker killed with SIGKILL cannot stop its test: the kernel does
+	 * it, so a retried bucket never runs beside its own orphan.  The
+	 * test's own children are stopped by whoever adopts them (local.c). */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+		_exit(127);
+	for (i = 0; i < sizeof default_signals / sizeof default_signals[0]; i++)
+		signal(default_signals[i], SIG_DFL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	if (dup2(null_fd, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(out_fd, 2) < 0 ||
+	    (p->cwd && chdir(p->cwd) < 0))
+		goto fail;
+	execve(p->path ? p->path : p->argv[0], p->argv, p->envp ? p->envp : environ);
+fail:
+	e = errno;
+	while (write(err_fd, &e, sizeof e) < 0 && errno == EINTR)
+		;
+	_exit(127);
+}
+
+/* Starts the test in its own process group; returns 0 or the errno that
+ * kept it from running (exec, chdir), as posix_spawn would. */
 static int spawn(const struct kpar_proc *p, int out_fd, int null_fd, pid_t *pid)
 {
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t attr;
-	sigset_t none, dflt;
-	int err;
+	int errp[2], err = 0, status;
+	pid_t parent = getpid();
+	ssize_t n;
 
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_adddup2(&fa, null_fd, 0);
-	posix_spawn_file_actions_adddup2(&fa, out_fd, 1);
-	posix_spawn_file_actions_adddup2(&fa, out_fd, 2);
-	if (p->cwd)
-		posix_spawn_file_actions_addchdir_np(&fa, p->cwd);
-	posix_spawnattr_init(&attr);
-	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-				 POSIX_SPAWN_SETSIGDEF);
-	posix_spawnattr_setpgroup(&attr, 0);
-	sigemptyset(&none);
-	posix_spawnattr_setsigmask(&attr, &none);
-	/* A test must see default dispositions even if kpar's caller ignored
-	 * some of these (nohup, a shell ignoring SIGPIPE). */
-	sigemptyset(&dflt);
-	sigaddset(&dflt, SIGINT);
-	sigaddset(&dflt, SIGTERM);
-	sigaddset(&dflt, SIGCHLD);
-	sigaddset(&dflt, SIGPIPE);
-	sigaddset(&dflt, SIGQUIT);
-	sigaddset(&dflt, SIGHUP);
-	sigaddset(&dflt, SIGALRM);
-	sigaddset(&dflt, SIGUSR1);
-	sigaddset(&dflt, SIGUSR2);
-	posix_spawnattr_setsigdefault(&attr, &dflt);
-	err = posix_spawn(pid, p->path ? p->path : p->argv[0], &fa, &attr, p->argv,
-			  p->envp ? p->envp : environ);
-	posix_spawnattr_destroy(&attr);
-	posix_spawn_file_actions_destroy(&fa);
-	return err;
+	if (pipe2(errp, O_CLOEXEC) < 0)
+		return errno;
+	*pid = fork();
+	if (*pid < 0) {
+		err = errno;
+		close(errp[0]);
+		close(errp[1]);
+		return err;
+	}
+	if (*pid == 0)
+		exec_child(p, out_fd, null_fd, errp[1], parent);
+	close(errp[1]);
+	while ((n = read(errp[0], &err, sizeof err)) < 0 && errno == EINTR)
+		;
+	close(errp[0]);
+	if (n == (ssize_t)sizeof err) {
+		while (waitpid(*pid, &status, 0) < 0 && errno == EINTR)
+			;
+		return err ? err : EIO;
+	}
+	return 0;
 }
 
 int kpar_proc_run(const struct kpar_proc *p, struct kpar_capture *cap,
@@ -282,7 +310,7 @@ int kpar_proc_run(const struct kpar_proc *p, struct kpar_capture *cap,
 	double grace = p->kill_grace > 0 ? p->kill_grace : DEFAULT_GRACE;
 	int fds[2] = { -1, -1 }, null_fd = -1, eof = 0, exited = 0, status = 0;
 	int own_scope = 0, err, rc = 0;
-	pid_t pid;
+	pid_t pid = -1;
 
 	memset(st, 0, sizeof *st);
 	if (!scope_open) {
