@@ -15,6 +15,10 @@ kmake k8s-test 'KPAR_LIST_CMD=echo oops >&2; exit 3' >out 2>&1 && fail "failing 
 expect_grep "KPAR_LIST_CMD 'echo oops >&2; exit 3' failed \(exit status 3\): oops" out
 kmake k8s-test KPAR_TESTS=x KPAR_WORKERS=many >out 2>&1 && fail "KPAR_WORKERS=many accepted"
 expect_grep "KPAR_WORKERS: 'many' is not a whole number" out
+# A bad backend is refused by the first step that reads the settings,
+# whether or not anything else changed (issue 9 item 8).
+kmake k8s-test KPAR_TESTS=x KPAR_BACKEND=kube >out 2>&1 && fail "KPAR_BACKEND=kube accepted"
+expect_grep "KPAR_BACKEND: 'kube' is not local or k8s" out
 kmake k8s-report >out 2>&1; rc=$?
 expect_eq "$rc" 2 "k8s-report with no run"
 expect_grep 'no finished run to report' out
@@ -40,6 +44,9 @@ chmod +x flaky.sh
 kmake k8s-test 'KPAR_TESTS=ok.sh flaky.sh' KPAR_RETRIES=1 >out 2>&1 || { cat out; fail "flaky test with a retry"; }
 expect_grep '^2 tests: 2 passed, 0 failed, 0 errors, 0 skipped, 1 flaky' out
 expect_grep 'flaky.sh  \(2 attempts' out
+kmake k8s-test 'KPAR_TESTS=ok.sh flaky.sh' KPAR_RETRIES=1 KPAR_BACKEND=kube >out 2>&1 &&
+	fail "KPAR_BACKEND=kube accepted once nothing changed"
+expect_grep "KPAR_BACKEND: 'kube' is not local or k8s" out
 junit_tests .kpar/report/junit.xml >/dev/null || fail "junit.xml unreadable"
 grep -q 'flaky' .kpar/report/junit.xml || fail "junit.xml does not mark the flaky test"
 
