@@ -290,6 +290,15 @@ void kpar_k8s_client_free(struct kpar_k8s_client *c)
 	free(c);
 }
 
+double kpar_k8s_client_retry_budget(struct kpar_k8s_client *c, double seconds)
+{
+	double old = c->retry_budget;
+
+	if (seconds > 0)
+		c->retry_budget = seconds;
+	return old;
+}
+
 void kpar_k8s_client_stats(const struct kpar_k8s_client *c, struct kpar_k8s_client_stats *out)
 {
 	*out = c->stats;

@@ -47,6 +47,11 @@ int kpar_k8s_client_new(struct kpar_k8s_client **out, struct kpar_k8s_config *cf
 			const struct kpar_k8s_client_opts *o);
 void kpar_k8s_client_free(struct kpar_k8s_client *c);
 
+/* Sets the retry budget of the requests that follow (seconds > 0) and
+ * returns the one before: a caller whose request has a cheaper way out
+ * than waiting (a pod log: run the bucket again) gives up sooner. */
+double kpar_k8s_client_retry_budget(struct kpar_k8s_client *c, double seconds);
+
 /* Counts for the scale benchmark: requests sent (retries included) and
  * watch events received. */
 struct kpar_k8s_client_stats {

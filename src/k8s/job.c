@@ -33,6 +33,10 @@
  * often while a failed pod's fate is unknown, rarely otherwise */
 #define JOB_CHECK_SOON 3.0
 #define JOB_CHECK_IDLE 30.0
+/* seconds a pod log is retried (5xx, lost connections) before its bucket
+ * is run again instead: a node whose kubelet is gone answers 5xx for good,
+ * and the watch waits while we retry */
+#define LOG_RETRY_BUDGET 8.0
 
 /* ---- settings into JSON ---- */
 
@@ -373,6 +377,9 @@ struct k8s {
 	int fatal_rc;
 	int seq;              /* Jobs created by this run so far */
 	int requesting;       /* a request of ours is in flight: tick must not start another */
+	int orphans;          /* buckets wait for a Job: start one at the next tick, so the
+				 retries of a moment share a Job */
+	unsigned long stream_events; /* events of the current watch stream */
 	/* what the summary reports */
 	unsigned long disrupted, oomkilled, pod_failures, pull_errors, unschedulable;
 	struct kpar_buf events;
@@ -700,7 +707,11 @@ static int fetch_log(struct k8s *k, const char *pod, struct kpar_buf *out, char 
 	int rc;
 
 	memset(&r, 0, sizeof r);
-	rc = req(k, "GET", path, NULL, &r);
+	{
+		double budget = kpar_k8s_client_retry_budget(k->cl, LOG_RETRY_BUDGET);
+		rc = req(k, "GET", path, NULL, &r);
+		kpar_k8s_client_retry_budget(k->cl, budget);
+	}
 	if (rc < 0) {
 		if (rc == KPAR_EINTR) {
 			free(path);
@@ -739,11 +750,13 @@ static int collect_pod(struct k8s *k, const char *pod, int bucket, double took)
 	rc = kpar_dispatch_record(k->d, bucket, log.data, log.len, *why ? why : NULL, pod, took);
 	if (rc == KPAR_BUCKET_RETRY) {
 		k->owner[bucket] = -1;  /* its index is complete: another Job runs it */
-		rc = start_orphans(k);
+		k->orphans = 1;
+		rc = 0;
 	} else if (rc == KPAR_BUCKET_COLLECTED || rc == KPAR_BUCKET_LOST) {
 		k->last_activity = now_mono();
 		/* with an image per bucket, a finished bucket frees a slot */
-		rc = k->bucket_image ? start_orphans(k) : 0;
+		k->orphans |= k->bucket_image != NULL;
+		rc = 0;
 	}
 done:
 	kpar_buf_free(&log);
@@ -1012,6 +1025,15 @@ static int tick(void *ud)
 		k->stop = 3;
 		return 1;
 	}
+	if (k->orphans) {
+		int rc;
+		k->orphans = 0;
+		if ((rc = start_orphans(k)) < 0) {
+			k->fatal_rc = rc;
+			k->stop = 4;
+			return 1;
+		}
+	}
 	if (t >= k->next_job_check) {
 		int rc;
 		k->next_job_check = t + JOB_CHECK_IDLE;
@@ -1046,6 +1068,7 @@ static int on_event(void *ud, const char *type, const cJSON *obj)
 		/* 410 Gone: the history the watch would resume from is compacted */
 		return cJSON_IsNumber(code) && code->valueint == 410 ? 410 : 5;
 	}
+	k->stream_events++;
 	if (rv) {
 		free(k->rv);
 		k->rv = kpar_xstrdup(rv);
@@ -1296,6 +1319,7 @@ static int k8s_run(struct kpar_dispatch *d)
 		int timeout = 240 + (int)(now_mono() * 1000) % 120;
 
 		k.stop = 0;
+		k.stream_events = 0;
 		path = kpar_xasprintf("/api/v1/namespaces/%s/pods?watch=1&labelSelector=%s&resourceVersion=%s"
 				      "&allowWatchBookmarks=true&timeoutSeconds=%d",
 				      k.ns, k.selector_q, k.rv ? k.rv : "", timeout);
@@ -1317,8 +1341,13 @@ static int k8s_run(struct kpar_dispatch *d)
 		if (rc == 5 || rc == KPAR_ENET) {
 			/* a broken stream: resume from the last resourceVersion,
 			 * with a pause that grows while it keeps breaking */
-			double pause = stream_failures < 5 ? 0.5 * (1 << stream_failures) : 16;
-			double until = now_mono() + pause;
+			double pause, until;
+			/* a stream that delivered events before it broke was
+			 * working: only streams that break at once back off */
+			if (k.stream_events)
+				stream_failures = 0;
+			pause = stream_failures < 5 ? 0.5 * (1 << stream_failures) : 16;
+			until = now_mono() + pause;
 			stream_failures++;
 			kpar_error_clear();
 			while (now_mono() < until && !interrupted)
