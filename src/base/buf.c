@@ -214,3 +214,11 @@ void kpar_strv_free(struct kpar_strv *sv)
 	sv->v = NULL;
 	sv->n = sv->cap = 0;
 }
+
+void kpar_wipe_free(char *s)
+{
+	if (s) {
+		explicit_bzero(s, strlen(s));
+		free(s);
+	}
+}

@@ -56,6 +56,9 @@ void kpar_strv_sort(struct kpar_strv *sv);
 void kpar_strv_uniq(struct kpar_strv *sv);
 void kpar_strv_free(struct kpar_strv *sv);
 
+/* Zeroes a secret string (a token, a password) before freeing it; NULL is fine. */
+void kpar_wipe_free(char *s);
+
 void *kpar_xmalloc(size_t n);
 void *kpar_xcalloc(size_t n, size_t size);
 void *kpar_xrealloc(void *p, size_t n);

@@ -40,6 +40,7 @@
 #include <openssl/evp.h>
 
 #include "base/buf.h"
+#include "base/clock.h"
 #include "base/curl_load.h"
 #include "base/digest.h"
 #include "image/dockercfg.h"
@@ -161,30 +162,6 @@ struct job {
 };
 
 static int retryable_curl(CURLcode c);
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static void sleep_ms(uint64_t ms)
-{
-	struct timespec ts = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
-static void wipe_free(char *s)
-{
-	if (s) {
-		explicit_bzero(s, strlen(s));
-		free(s);
-	}
-}
 
 /* ---- small string helpers ---- */
 
@@ -507,8 +484,8 @@ void kpar_registry_free(struct kpar_registry *r)
 	if (r->aux)
 		curl_easy_cleanup(r->aux);
 	kpar_cred_clear(&r->cred);
-	wipe_free(r->basic_header);
-	wipe_free(r->bearer_header);
+	kpar_wipe_free(r->basic_header);
+	kpar_wipe_free(r->bearer_header);
 	free(r->realm);
 	free(r->service);
 	kpar_strv_free(&r->scopes);
@@ -988,7 +965,7 @@ static int fetch_token(struct kpar_registry *r)
 		}
 		hdrs = curl_slist_append(NULL, "Accept: application/json");
 		curl_easy_setopt(r->aux, CURLOPT_HTTPHEADER, hdrs);
-		started = now_ms();
+		started = kpar_clock_ms();
 		cres = curl_easy_perform(r->aux);
 		curl_easy_getinfo(r->aux, CURLINFO_RESPONSE_CODE, &status);
 		curl_easy_getinfo(r->aux, CURLINFO_RETRY_AFTER, &retry_after);
@@ -1003,7 +980,7 @@ static int fetch_token(struct kpar_registry *r)
 			if (retry_after > 0 && (uint64_t)retry_after * 1000u > delay)
 				delay = (uint64_t)(retry_after > RETRY_AFTER_CAP_S ? RETRY_AFTER_CAP_S
 										   : retry_after) * 1000u;
-			sleep_ms(delay);
+			kpar_clock_sleep_ms(delay);
 			continue;
 		}
 		break;
@@ -1053,7 +1030,7 @@ static int fetch_token(struct kpar_registry *r)
 	lifetime = cJSON_IsNumber(exp) && exp->valuedouble > 0 ? exp->valuedouble : 60.0;
 	if (lifetime > 86400.0)
 		lifetime = 86400.0;
-	wipe_free(r->bearer_header);
+	kpar_wipe_free(r->bearer_header);
 	r->bearer_header = kpar_xasprintf("Authorization: Bearer %s", tok->valuestring);
 	/* Refresh a little before the server would refuse it. */
 	r->token_expiry_ms = started + (uint64_t)(lifetime * 1000.0 * 0.9);
@@ -1074,7 +1051,7 @@ done:
 		explicit_bzero(sink.b.data, sink.b.len);
 	kpar_buf_free(&sink.b);
 	if (form)
-		wipe_free(form);
+		kpar_wipe_free(form);
 	free(url);
 	free(realm_origin);
 	return rc;
@@ -1112,8 +1089,8 @@ static int authenticate(struct kpar_registry *r, const struct req *q)
 			char *pair = kpar_xasprintf("%s:%s", r->cred.username, r->cred.secret);
 			char *enc = base64(pair, strlen(pair));
 			r->basic_header = kpar_xasprintf("Authorization: Basic %s", enc);
-			wipe_free(pair);
-			wipe_free(enc);
+			kpar_wipe_free(pair);
+			kpar_wipe_free(enc);
 		}
 		r->auth = AUTH_BASIC;
 		rc = 0;
@@ -1255,7 +1232,7 @@ static int launch(struct job *j)
 	q->live = curl_slist_append(q->live, "Expect:");
 	if (!q->no_auth && r->base && same_origin(q->url, r->base)) {
 		if (r->auth == AUTH_BEARER &&
-		    (!r->bearer_header || now_ms() >= r->token_expiry_ms ||
+		    (!r->bearer_header || kpar_clock_ms() >= r->token_expiry_ms ||
 		     !scopes_covered(&r->scopes, &r->granted))) {
 			rc = fetch_token(r);
 			if (rc < 0)
@@ -1357,14 +1334,14 @@ static enum outcome classify(struct job *j)
 				 q->cres == CURLE_GOT_NOTHING || q->cres == CURLE_SEND_ERROR))
 			return O_FINAL;
 		if (retryable_curl(q->cres) && q->attempts <= r->max_retries) {
-			q->not_before = now_ms() + backoff_ms(r, q);
+			q->not_before = kpar_clock_ms() + backoff_ms(r, q);
 			return O_RETRY;
 		}
 		return O_FINAL;
 	}
 	if ((q->status == 429 || (q->status >= 500 && q->status != 501 && q->status != 505)) &&
 	    q->attempts <= r->max_retries) {
-		q->not_before = now_ms() + backoff_ms(r, q);
+		q->not_before = kpar_clock_ms() + backoff_ms(r, q);
 		return O_RETRY;
 	}
 	if (q->status == 401 && !q->no_auth && q->auth_rounds < MAX_AUTH_ROUNDS &&
@@ -1448,7 +1425,7 @@ static int drive(struct kpar_registry *r, struct job *jobs, size_t n, int max_pa
 	struct job *first_fail = NULL;
 
 	for (;;) {
-		uint64_t now = now_ms(), wait = 1000;
+		uint64_t now = kpar_clock_ms(), wait = 1000;
 		int running = 0, left;
 		CURLMsg *m;
 
@@ -1547,7 +1524,7 @@ static int drive(struct kpar_registry *r, struct job *jobs, size_t n, int max_pa
 				}
 			}
 		}
-		now = now_ms();
+		now = kpar_clock_ms();
 		for (i = 0; i < next; i++) {
 			if (jobs[i].finished && jobs[i].rc < 0)
 				failed = 1;
@@ -1648,10 +1625,10 @@ static int ping(struct kpar_registry *r)
 			if (r->have_cred && r->cred.username) {
 				char *pair = kpar_xasprintf("%s:%s", r->cred.username, r->cred.secret);
 				char *enc = base64(pair, strlen(pair));
-				wipe_free(r->basic_header);
+				kpar_wipe_free(r->basic_header);
 				r->basic_header = kpar_xasprintf("Authorization: Basic %s", enc);
-				wipe_free(pair);
-				wipe_free(enc);
+				kpar_wipe_free(pair);
+				kpar_wipe_free(enc);
 				r->auth = AUTH_BASIC;
 			}
 		}

@@ -54,6 +54,7 @@
 #include <cjson/cJSON.h>
 
 #include "base/buf.h"
+#include "base/clock.h"
 #include "base/curl_load.h"
 #include "base/error.h"
 #include "k8s/client.h"
@@ -111,30 +112,6 @@ struct call {
 	uint64_t started;             /* the first attempt */
 	char errbuf[CURL_ERROR_SIZE];
 };
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static void sleep_ms(uint64_t ms)
-{
-	struct timespec ts = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
-static void wipe_free(char *s)
-{
-	if (s) {
-		explicit_bzero(s, strlen(s));
-		free(s);
-	}
-}
 
 /* curl copies header strings into its list; wipe those copies too. */
 static void free_headers(struct curl_slist *l)
@@ -259,7 +236,7 @@ int kpar_k8s_client_new(struct kpar_k8s_client **out, struct kpar_k8s_config *cf
 	c->debug = o->debug;
 	c->tick = o->tick;
 	c->tick_ud = o->tick_ud;
-	c->rng = now_ms() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)c;
+	c->rng = kpar_clock_ms() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)c;
 	if (!c->rng)
 		c->rng = 0x9e3779b97f4a7c15ull;
 	rc = parse_server(c);
@@ -286,7 +263,7 @@ void kpar_k8s_client_free(struct kpar_k8s_client *c)
 	if (c->connect_to)
 		curl_slist_free_all(c->connect_to);
 	free(c->base);
-	wipe_free(c->auth_header);
+	kpar_wipe_free(c->auth_header);
 	free(c);
 }
 
@@ -326,7 +303,7 @@ static int get_auth(struct kpar_k8s_client *c, const struct call *k, int refresh
 	if (token && strpbrk(token, "\r\n"))
 		return kpar_error_set(KPAR_EAUTH, "%s %s: the bearer token holds a line break",
 				      k->method, k->path);
-	wipe_free(c->auth_header);
+	kpar_wipe_free(c->auth_header);
 	c->auth_header = token && *token ? kpar_xasprintf("Authorization: Bearer %s", token) : NULL;
 	c->cert = cert;
 	c->key = key;
@@ -341,7 +318,7 @@ static int tick_due(struct kpar_k8s_client *c)
 
 	if (!c->tick)
 		return 0;
-	now = now_ms();
+	now = kpar_clock_ms();
 	if (now - c->last_tick < 1000)
 		return 0;
 	c->last_tick = now;
@@ -605,12 +582,12 @@ static uint64_t backoff_ms(struct kpar_k8s_client *c, int n)
 /* Sleeps ms, ticking; 1 when the tick asked to stop. */
 static int wait_ticking(struct kpar_k8s_client *c, uint64_t ms)
 {
-	uint64_t end = now_ms() + ms, now;
+	uint64_t end = kpar_clock_ms() + ms, now;
 
-	while ((now = now_ms()) < end) {
+	while ((now = kpar_clock_ms()) < end) {
 		if (tick_due(c))
 			return 1;
-		sleep_ms(end - now < 200 ? end - now : 200);
+		kpar_clock_sleep_ms(end - now < 200 ? end - now : 200);
 	}
 	return 0;
 }
@@ -626,7 +603,7 @@ static void trace(const struct call *k, uint64_t t0)
 		fprintf(stderr, "%ld", k->status);
 	if (k->watch && k->status >= 200 && k->status < 300)
 		fprintf(stderr, ", %lu events", k->events);
-	fprintf(stderr, " (%.3f s)\n", (double)(now_ms() - t0) / 1000.0);
+	fprintf(stderr, " (%.3f s)\n", (double)(kpar_clock_ms() - t0) / 1000.0);
 }
 
 /* Runs the call's attempts until one is final.  0: k->cres/k->status say
@@ -637,7 +614,7 @@ static int run_call(struct call *k)
 	uint64_t deadline;
 	int refreshed = 0, backoffs = 0, rc;
 
-	k->started = now_ms();
+	k->started = kpar_clock_ms();
 	c->last_tick = k->started;
 	deadline = k->started + (uint64_t)(c->retry_budget * 1000.0);
 	rc = get_auth(c, k, 0);
@@ -646,7 +623,7 @@ static int run_call(struct call *k)
 	for (;;) {
 		struct curl_slist *hdrs;
 		curl_off_t retry_after = 0;
-		uint64_t t0 = now_ms(), wait;
+		uint64_t t0 = kpar_clock_ms(), wait;
 
 		reset_answer(k);
 		hdrs = setup(k);
@@ -687,7 +664,7 @@ static int run_call(struct call *k)
 		} else {
 			return 0;
 		}
-		if (now_ms() + wait > deadline)
+		if (kpar_clock_ms() + wait > deadline)
 			return 0;    /* out of budget: the last answer stands */
 		if (c->debug)
 			fprintf(stderr, "kpar k8s: %s %s: retrying in %.1f s\n", k->method, k->path,
@@ -792,7 +769,7 @@ static int call_error(const struct call *k)
 	}
 	if (k->attempts > 1)
 		kpar_buf_printf(&b, " (after %d attempts in %.1f s)", k->attempts,
-				(double)(now_ms() - k->started) / 1000.0);
+				(double)(kpar_clock_ms() - k->started) / 1000.0);
 	kpar_error_set(code, "%s", b.data);
 	kpar_buf_free(&b);
 	return code;

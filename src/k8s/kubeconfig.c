@@ -48,14 +48,6 @@ extern char **environ;
 
 /* ---- small helpers ---------------------------------------------------- */
 
-static void wipe_free(char *s)
-{
-	if (s) {
-		explicit_bzero(s, strlen(s));
-		free(s);
-	}
-}
-
 static void wipe_buf(struct kpar_buf *b)
 {
 	if (b->data)
@@ -815,7 +807,7 @@ static int load_cluster(struct kpar_k8s_config *out, const struct loc *l, const 
 
 static void exec_drop(struct kpar_k8s_exec *x)
 {
-	wipe_free(x->token);
+	kpar_wipe_free(x->token);
 	x->token = NULL;
 	wipe_buf(&x->cert_pem);
 	wipe_buf(&x->key_pem);
@@ -927,7 +919,7 @@ static int read_token_file(struct kpar_k8s_config *c, const char *field)
 		wipe_buf(&b);
 		return rc;
 	}
-	wipe_free(c->file_token);
+	kpar_wipe_free(c->file_token);
 	c->file_token = kpar_buf_detach(&b, NULL);
 	return 0;
 }
@@ -1225,17 +1217,17 @@ void kpar_k8s_config_free(struct kpar_k8s_config *c)
 	free(c->namespace);
 	free(c->server);
 	free(c->tls_server_name);
-	wipe_free(c->proxy_url);
+	kpar_wipe_free(c->proxy_url);
 	wipe_buf(&c->ca_pem);
 	wipe_buf(&c->cert_pem);
 	wipe_buf(&c->key_pem);
-	wipe_free(c->token);
+	kpar_wipe_free(c->token);
 	free(c->token_file);
 	free(c->username);
-	wipe_free(c->password);
+	kpar_wipe_free(c->password);
 	exec_free(c->exec);
 	free(c->auth_where);
-	wipe_free(c->file_token);
+	kpar_wipe_free(c->file_token);
 	memset(c, 0, sizeof *c);
 }
 
