@@ -36,8 +36,9 @@ static const char usage[] =
 	"KPAR_TEST_TIMEOUT); `kpar state --settings` shows their values.  Options:\n";
 
 /* One kpar run per state dir at a time: a second one (say, a resume started
- * while an orphaned run still finishes) waits for the first. */
-static int take_lock(const struct kpar_conf *c, int *fd_out)
+ * while an orphaned run still finishes, or a second `make k8s-test` in the
+ * same project) waits for the first; *waited says whether it had to. */
+static int take_lock(const struct kpar_conf *c, int *fd_out, int *waited)
 {
 	char *path = kpar_conf_path(c, "run.lock");
 	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
@@ -47,12 +48,56 @@ static int take_lock(const struct kpar_conf *c, int *fd_out)
 		rc = kpar_error_errno(KPAR_EIO, "cannot open lock '%s'", path);
 	} else if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
 		fprintf(stderr, "kpar: another kpar run is using %s; waiting for it\n", c->state_dir);
+		*waited = 1;
 		while (flock(fd, LOCK_EX) < 0 && errno == EINTR)
 			;
 	}
 	free(path);
 	*fd_out = fd;
 	return rc;
+}
+
+/* What a run runs besides its plan (whose digest covers the test list, the
+ * contents of KPAR_TEST_INPUTS, the KPAR_TEST_ENV values and the run
+ * settings): the backend and, on Kubernetes, the image(s) pushed for it.
+ * Two runs with the same plan digest and the same run inputs would run the
+ * same thing and must give the same verdict. */
+static char *run_inputs(const struct kpar_conf *c, const struct kpar_plan *p)
+{
+	struct kpar_buf b;
+	static const char *const image_files[] = { "image/ref", "image/bucket-refs" };
+	size_t i;
+
+	memset(&b, 0, sizeof b);
+	kpar_buf_printf(&b, "plan %s\nbackend %s\n", p->digest, c->backend);
+	for (i = 0; strcmp(c->backend, "k8s") == 0 && i < sizeof image_files / sizeof *image_files; i++) {
+		char *path = kpar_conf_path(c, image_files[i]), *text = NULL;
+		size_t len = 0;
+
+		if (i == 0 || c->image_per_bucket) {
+			if (kpar_fs_read_all(path, &text, &len) == 0) {
+				kpar_buf_printf(&b, "%s ", image_files[i]);
+				kpar_buf_add(&b, text, len);
+				kpar_buf_putc(&b, '\n');
+			}
+			kpar_error_clear();
+		}
+		free(text);
+		free(path);
+	}
+	return kpar_buf_detach(&b, NULL);
+}
+
+/* Whether run `id` ran what `inputs` (run_inputs) says this one would.  A run
+ * that recorded no inputs (made by an older kpar) is never the same. */
+static int same_run_inputs(struct kpar_state *st, long long id, const char *inputs)
+{
+	char *had = NULL;
+	int same = kpar_state_run_meta_get(st, id, "run.inputs", &had) == 0 && strcmp(had, inputs) == 0;
+
+	kpar_error_clear();
+	free(had);
+	return same;
 }
 
 static const char *why_changed(const struct kpar_run_info *ri, const struct kpar_plan *p)
@@ -108,10 +153,13 @@ int kpar_cmd_run(int argc, char **argv)
 	const struct kpar_backend *be;
 	struct kpar_report_totals tot;
 	unsigned char *collected = NULL;
-	char *plan_path = NULL, *verdict = NULL;
+	char *plan_path = NULL, *verdict = NULL, *inputs = NULL;
 	long long run = 0;
 	size_t ndone = 0, b;
-	int i, rc, lockfd = -1, have_last, resumed = 0;
+	int i, rc, lockfd = -1, have_last, resumed = 0, waited = 0, same;
+	/* when this run was asked for: a run of the same plan and inputs that
+	 * completed since (while this one waited on the lock) answers it */
+	double asked = kpar_state_now();
 
 	memset(&p, 0, sizeof p);
 	memset(&last, 0, sizeof last);
@@ -140,11 +188,37 @@ int kpar_cmd_run(int argc, char **argv)
 		kpar_error_prefix(rc, "no plan (run `kpar plan` first)");
 		goto fail;
 	}
-	if ((rc = kpar_state_open(&st, c.state_dir, 0)) < 0 || (rc = take_lock(&c, &lockfd)) < 0)
+	if ((rc = kpar_state_open(&st, c.state_dir, 0)) < 0 || (rc = take_lock(&c, &lockfd, &waited)) < 0)
 		goto fail;
 	collected = kpar_xcalloc(p.nbuckets + 1, 1);
+	/* read with the lock held: the run another kpar run just finished or
+	 * left behind while this one waited */
 	have_last = kpar_state_last_run(st, &last) == 0;
 	kpar_error_clear();
+	inputs = run_inputs(&c, &p);
+	same = have_last && strcmp(last.plan, p.digest) == 0 && same_run_inputs(st, last.id, inputs);
+
+	/* Two `make k8s-test` at once: the second waited for the first's run of
+	 * the very same plan and inputs.  Running it again would give the same
+	 * verdict, and replacing the first's report under its make would fail
+	 * it: take the run that completed since this one was asked for. */
+	if (!c.resume && same && strcmp(last.status, "complete") == 0 && last.finished >= asked) {
+		fprintf(stderr, "kpar: run %lld of this plan completed while this one waited; taking its verdict\n",
+			last.id);
+		verdict = kpar_conf_path(&c, "report/verdict");
+		if (!kpar_fs_exists(verdict) && (rc = kpar_report_write(&c, st, last.id, &tot)) < 0)
+			goto fail;
+		rc = 0;
+		goto out;
+	}
+	/* ... or it waited for a run of the same plan that was interrupted (its
+	 * kpar run killed): continue it as RESUME=1 would, rather than start the
+	 * same run again from scratch. */
+	if (!c.resume && waited && same && strcmp(last.status, "complete") != 0) {
+		fprintf(stderr, "kpar: run %lld of this plan was interrupted while this one waited; continuing it\n",
+			last.id);
+		c.resume = 1;
+	}
 
 	if (c.resume && have_last && strcmp(last.status, "complete") != 0) {
 		if (strcmp(last.plan, p.digest) != 0) {
@@ -184,7 +258,7 @@ int kpar_cmd_run(int argc, char **argv)
 			est[b] = p.buckets[b].estimate;
 		rc = kpar_state_run_begin(st, &in, est, &run);
 		free(est);
-		if (rc < 0)
+		if (rc < 0 || (rc = kpar_state_run_meta_set(st, run, "run.inputs", inputs)) < 0)
 			goto fail;
 		/* a resume adopts the records under results/: they must be this
 		 * run's, not an earlier run's of the same plan (on Kubernetes
@@ -196,9 +270,12 @@ int kpar_cmd_run(int argc, char **argv)
 		}
 	}
 	/* The verdict is Make's target for the run: it must not outlive a run
-	 * that is being replaced or continued. */
+	 * that is being replaced or continued.  A run already complete keeps
+	 * it (another make may be reading the report of that very run); the
+	 * report is written again below, each file replaced atomically. */
 	verdict = kpar_conf_path(&c, "report/verdict");
-	unlink(verdict);
+	if (resumed || run != last.id)
+		unlink(verdict);
 
 	kpar_progress_init(&prog, stderr, c.progress, p.nbuckets, c.workers);
 	prog.done = ndone;
@@ -237,5 +314,6 @@ out:
 	free(collected);
 	free(plan_path);
 	free(verdict);
+	free(inputs);
 	return rc;
 }
