@@ -16,7 +16,7 @@ import signal
 import sqlite3
 import time
 
-from k8stest import (KPAR, TOP_SRC, check, check_in, check_not_in, cluster, junit, k8s_vars,
+from k8stest import (KPAR, TOP_SRC, check, coordinator_pids, check_in, check_not_in, cluster, junit, k8s_vars,
                      make, make_env, pods, run, run_label, run_tests, sleep_suite, spawn_make,
                      tmpdir, wait_for)
 
@@ -160,11 +160,20 @@ def test_watch_expiry_relists():
     m = spawn_make(proj, "k8s-test", *args, c=c, log=log)
     wait_for("a collected bucket", lambda: os.path.exists(os.path.join(proj, ".kpar", "state.db"))
              and db_collected(proj) >= 1, timeout=300)
-    # history compacted while the watch holds, then the watch broken: the
-    # resourceVersion kpar resumes from is gone
-    c.hook("compact")
-    time.sleep(2)
-    c.hook("restart-apiserver")
+    # The coordinator is held still while the history it would resume from
+    # goes: a write moves the revision past its last one, etcd compacts it
+    # away, and the API server restarts under its watch.  Resumed, it must
+    # get 410 and list again.
+    coord = wait_for("the coordinator", lambda: coordinator_pids(proj), timeout=60)
+    for pid in coord:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        c.kubectl("create", "configmap", "kpar-expiry-%d" % os.getpid(), "--from-literal=a=b")
+        c.hook("compact")
+        c.hook("restart-apiserver")
+    finally:
+        for pid in coord:
+            os.kill(pid, signal.SIGCONT)
     check(m.wait(timeout=600) == 0, "the run completes:\n" + open(log).read()[-3000:])
     out = open(log).read()
     check_in("watch expired (410); listing again", out, "kpar's output")

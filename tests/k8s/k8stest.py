@@ -88,9 +88,35 @@ def cluster():
     return _CLUSTER
 
 
+def _sanitized_make_env():
+    """A plugin built with AddressSanitizer loads only into a make that has
+    the ASan runtime first (as tests/lib/common.sh does for the shell tests);
+    make's own leaks are not ours to report."""
+    try:
+        syms = subprocess.run(["nm", "-D", PLUGIN], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                              text=True).stdout
+    except OSError:
+        return {}
+    if "__asan_init" not in syms:
+        return {}
+    lib = subprocess.run([os.environ.get("CC", "cc"), "-print-file-name=libasan.so"],
+                         stdout=subprocess.PIPE, text=True).stdout.strip()
+    return {"LD_PRELOAD": lib, "ASAN_OPTIONS": "detect_leaks=0"}
+
+
+_SAN_ENV = None
+
+
 def make_env(c, **extra):
-    """make's environment: the cluster, and nothing of a developer's own kpar settings."""
-    e = {k: v for k, v in os.environ.items() if not k.startswith("KPAR_") and k not in ("RESUME", "KUBECONFIG")}
+    """make's environment: the cluster, and nothing of a developer's own kpar
+    settings or of the outer make check (its MAKEFLAGS would reach the
+    project's make: TESTS=... would override the project's own TESTS)."""
+    global _SAN_ENV
+    if _SAN_ENV is None:
+        _SAN_ENV = _sanitized_make_env()
+    e = {k: v for k, v in os.environ.items() if not k.startswith("KPAR_") and
+         k not in ("RESUME", "KUBECONFIG", "MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    e.update(_SAN_ENV)
     e.update({"KUBECONFIG": c.kubeconfig, "KPAR_PROGRESS": "never"})
     e.update({k: str(v) for k, v in extra.items()})
     return e
@@ -177,3 +203,20 @@ def pods(c, label, phase=None):
     if phase:
         items = [p for p in items if p["status"].get("phase") == phase]
     return items
+
+
+def coordinator_pids(proj):
+    """The `kpar run` processes working in proj."""
+    out = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as f:
+                argv = f.read().split(b"\0")
+            cwd = os.readlink("/proc/%s/cwd" % pid)
+        except OSError:
+            continue
+        if len(argv) >= 2 and argv[0].endswith(b"kpar") and argv[1] == b"run" and cwd == proj:
+            out.append(int(pid))
+    return out
