@@ -222,3 +222,21 @@ void kpar_wipe_free(char *s)
 		free(s);
 	}
 }
+
+void kpar_buf_url_escape(struct kpar_buf *b, const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	const unsigned char *p;
+
+	kpar_buf_puts(b, "");  /* an empty value still leaves a valid string */
+	for (p = (const unsigned char *)s; *p; p++) {
+		if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+		    *p == '-' || *p == '.' || *p == '_' || *p == '~') {
+			kpar_buf_putc(b, (char)*p);
+		} else {
+			kpar_buf_putc(b, '%');
+			kpar_buf_putc(b, hex[*p >> 4]);
+			kpar_buf_putc(b, hex[*p & 15]);
+		}
+	}
+}

@@ -28,6 +28,9 @@ void kpar_buf_printf(struct kpar_buf *b, const char *fmt, ...)
 void kpar_buf_vprintf(struct kpar_buf *b, const char *fmt, va_list ap);
 /* Appends s quoted for a POSIX shell: one word whatever s holds. */
 void kpar_buf_shell_quote(struct kpar_buf *b, const char *s);
+/* Appends s percent-encoded for a URL query or form value: RFC 3986's
+ * unreserved characters as they are, every other byte as %XX. */
+void kpar_buf_url_escape(struct kpar_buf *b, const char *s);
 void kpar_buf_clear(struct kpar_buf *b);
 void kpar_buf_free(struct kpar_buf *b);
 /* Hands the bytes to the caller (free with free()); b is emptied. */

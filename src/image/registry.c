@@ -176,21 +176,9 @@ static char *base64(const void *data, size_t len)
 /* Appends key=value with value percent-encoded (RFC 3986 unreserved kept). */
 static void put_param(struct kpar_buf *b, const char *key, const char *value)
 {
-	static const char hex[] = "0123456789ABCDEF";
-	const unsigned char *p;
-
 	kpar_buf_puts(b, key);
 	kpar_buf_putc(b, '=');
-	for (p = (const unsigned char *)value; *p; p++) {
-		if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
-		    *p == '-' || *p == '.' || *p == '_' || *p == '~') {
-			kpar_buf_putc(b, (char)*p);
-		} else {
-			kpar_buf_putc(b, '%');
-			kpar_buf_putc(b, hex[*p >> 4]);
-			kpar_buf_putc(b, hex[*p & 15]);
-		}
-	}
+	kpar_buf_url_escape(b, value);
 }
 
 /* An application/x-www-form-urlencoded body, one field at a time. */

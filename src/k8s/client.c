@@ -145,20 +145,7 @@ static uint64_t next_rand(struct kpar_k8s_client *c)
 
 void kpar_k8s_query_escape(struct kpar_buf *b, const char *s)
 {
-	static const char hex[] = "0123456789ABCDEF";
-	const unsigned char *p;
-
-	kpar_buf_puts(b, "");
-	for (p = (const unsigned char *)s; *p; p++) {
-		if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
-		    *p == '-' || *p == '.' || *p == '_' || *p == '~') {
-			kpar_buf_putc(b, (char)*p);
-		} else {
-			kpar_buf_putc(b, '%');
-			kpar_buf_putc(b, hex[*p >> 4]);
-			kpar_buf_putc(b, hex[*p & 15]);
-		}
-	}
+	kpar_buf_url_escape(b, s);
 }
 
 /* ---- the client object ---- */
