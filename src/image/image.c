@@ -1064,6 +1064,15 @@ int kpar_image_build(const struct kpar_image_opts *o, struct kpar_image_result *
 		kpar_buf_printf(&bd, "%ld %s\n", buckets[i], refs[nrefs].desc.digest);
 		nrefs++;
 	}
+	if (o->dry_run) {
+		/* Blobs are content-addressed and harmless; the files that name
+		 * the image (digest, ref, index.json) stay as the last real build
+		 * left them, and so does what depends on them. */
+		memcpy(out->digest, refs[0].desc.digest, KPAR_DIGEST_STR);
+		out->images = (unsigned)nrefs;
+		out->changed = !old_digest || strcmp(old_digest, out->digest) != 0;
+		goto done;
+	}
 	if ((rc = kpar_oci_index_json(refs, nrefs, &idx)) < 0)
 		goto done;
 	free(path);
@@ -1111,7 +1120,7 @@ int kpar_image_build(const struct kpar_image_opts *o, struct kpar_image_result *
 		goto done;
 	prune_records(&b);
 done:
-	if (rc < 0)
+	if (rc < 0 && !o->dry_run)
 		drop_outputs(o->layout);
 	if (lockfd >= 0)
 		close(lockfd);
@@ -1211,6 +1220,40 @@ static void pushed_record(const char *layout, const char *target, const char *ma
 	free(bd);
 }
 
+/* 1 when kpar/pushed holds rec (these digests went to this target) and
+ * the layout has the pushed reference, which *ref then gets (may be NULL). */
+static int pushed_already(const char *layout, const char *rec, char **ref)
+{
+	char *path = kpar_fs_join(layout, "kpar/pushed"), *old = NULL, *old_ref = NULL;
+	int yes = kpar_fs_read_all(path, &old, NULL) == 0 && strcmp(old, rec) == 0 &&
+		  kpar_image_read_line(layout, "ref", &old_ref) == 0;
+
+	kpar_error_clear();
+	if (yes && ref)
+		*ref = old_ref;
+	else
+		free(old_ref);
+	free(old);
+	free(path);
+	return yes;
+}
+
+int kpar_image_pushed(const char *layout, const char *target)
+{
+	struct kpar_buf rec = KPAR_BUF_INIT;
+	char *main_digest = NULL;
+	int yes = 0;
+
+	if (kpar_image_read_line(layout, "digest", &main_digest) == 0) {
+		pushed_record(layout, target, main_digest, &rec);
+		yes = pushed_already(layout, rec.data, NULL);
+	}
+	kpar_error_clear();
+	kpar_buf_free(&rec);
+	free(main_digest);
+	return yes;
+}
+
 int kpar_image_push(const char *layout, const char *target, const struct kpar_registry_opts *ro,
 		    int flags, struct kpar_image_push_result *out)
 {
@@ -1241,20 +1284,8 @@ int kpar_image_push(const char *layout, const char *target, const struct kpar_re
 		goto done;
 	}
 	pushed_record(layout, target, main_digest, &rec);
-	if (flags & KPAR_IMAGE_IF_NEW) {
-		char *old = NULL, *old_ref = NULL;
-		free(path);
-		path = kpar_fs_join(layout, "kpar/pushed");
-		if (kpar_fs_read_all(path, &old, NULL) == 0 && strcmp(old, rec.data) == 0 &&
-		    kpar_image_read_line(layout, "ref", &old_ref) == 0) {
-			out->ref = old_ref;
-			free(old);
-			goto done;
-		}
-		kpar_error_clear();
-		free(old);
-		free(old_ref);
-	}
+	if ((flags & KPAR_IMAGE_IF_NEW) && pushed_already(layout, rec.data, &out->ref))
+		goto done;
 	if ((rc = read_index(layout, &ix, &nix)) < 0)
 		goto done;
 

@@ -65,6 +65,8 @@ struct kpar_image_opts {
 	int per_bucket;                /* also one image per bucket file */
 	const struct kpar_registry_opts *registry; /* for pulling the base; may be NULL */
 	int verbose;                   /* a line per layer on stderr */
+	int dry_run;                   /* compute the digest (and changed) only:
+					  digest, ref, index.json stay as they are */
 };
 
 struct kpar_image_result {
@@ -96,6 +98,9 @@ struct kpar_image_push_result {
  * and writes `ref` (and `bucket-refs`) and kpar/pushed.  Base layers are
  * mounted from the base's repository when it is on the same registry.
  * With KPAR_IMAGE_IF_NEW and nothing new, out->images is 0 and out->ref set. */
+/* 1 when the layout's image (and bucket images) went to target already,
+ * as kpar/pushed records it: what KPAR_IMAGE_IF_NEW skips on. */
+int kpar_image_pushed(const char *layout, const char *target);
 int kpar_image_push(const char *layout, const char *target, const struct kpar_registry_opts *ro,
 		    int flags, struct kpar_image_push_result *out);
 void kpar_image_push_result_free(struct kpar_image_push_result *r);

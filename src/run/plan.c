@@ -321,15 +321,94 @@ static int group_keys(const char *expr, const struct kpar_strv *tests, char ***k
 	return 0;
 }
 
+/* Reads tests.list into *tests (canonical, not empty) and computes the
+ * plan key: what the results depend on and every setting the split reads
+ * (a plan kept across a changed one is not the plan the settings ask for).
+ * A finished run is still kept when a changed setting yields the same
+ * split: runs are matched by the plan digest, which names the buckets only.
+ * db (may be NULL) caches file digests. */
+static int plan_key(const struct kpar_conf *c, sqlite3 *db, struct kpar_strv *tests,
+		    char tdig[KPAR_DIGEST_STR], char inputs[KPAR_DIGEST_STR], char key[KPAR_DIGEST_STR])
+{
+	struct kpar_buf kb = KPAR_BUF_INIT;
+	char *list_path = kpar_conf_path(c, "tests.list"), *list_text = NULL;
+	size_t list_len = 0;
+	int rc;
+
+	if ((rc = kpar_fs_read_all(list_path, &list_text, &list_len)) < 0) {
+		kpar_error_prefix(rc, "test list (run `kpar list` first)");
+		goto done;
+	}
+	if ((rc = kpar_testlist_parse(list_text, list_len, list_path, tests)) < 0)
+		goto done;
+	kpar_testlist_canonicalise(tests);
+	if (tests->n == 0) {
+		rc = kpar_error_set(KPAR_EINVAL, "test list '%s' is empty: nothing to run", list_path);
+		goto done;
+	}
+	kpar_digest_str(list_text, list_len, tdig);
+	if ((rc = kpar_plan_inputs_digest(c, db, inputs)) < 0)
+		goto done;
+	kpar_buf_printf(&kb, "kpar-plan %d\ntests %s\ninputs %s\nbuckets %ld\nworkers %ld\n"
+			"default-seconds %.17g\ngroup %s\nhints %s\n", PLAN_FORMAT, tdig, inputs,
+			c->buckets, c->workers, c->default_seconds, c->group, c->hints);
+	if (*c->hints) {
+		/* the hints file's content, not only its name, shapes the split */
+		char hd[KPAR_DIGEST_STR];
+		if ((rc = cached_digest(db, c->hints, hd)) < 0) {
+			kpar_error_prefix(rc, "KPAR_HINTS");
+			goto done;
+		}
+		kpar_buf_printf(&kb, "hints-content %s\n", hd);
+	}
+	kpar_digest_str(kb.data, kb.len, key);
+done:
+	kpar_buf_free(&kb);
+	free(list_text);
+	free(list_path);
+	return rc;
+}
+
+int kpar_plan_stale(const struct kpar_conf *c, int *stale)
+{
+	struct kpar_strv tests = KPAR_STRV_INIT;
+	struct kpar_state *st = NULL;
+	struct kpar_plan p;
+	char *plan_path = kpar_conf_path(c, "plan.json");
+	char inputs[KPAR_DIGEST_STR], tdig[KPAR_DIGEST_STR], key[KPAR_DIGEST_STR];
+	int rc;
+
+	*stale = 1;
+	memset(&p, 0, sizeof p);
+	/* Read-only: answering make -q or -n must not create or change state. */
+	if ((rc = kpar_state_open(&st, c->state_dir, KPAR_STATE_RDONLY)) < 0) {
+		if (rc != KPAR_ENOTFOUND)
+			goto done;
+		kpar_error_clear();
+		st = NULL;
+	}
+	if ((rc = plan_key(c, st ? kpar_state_db(st) : NULL, &tests, tdig, inputs, key)) < 0)
+		goto done;
+	if (kpar_plan_load(plan_path, &p) == 0 && strcmp(p.key, key) == 0)
+		*stale = 0;
+	kpar_error_clear();
+	rc = 0;
+done:
+	kpar_plan_free(&p);
+	kpar_state_close(st);
+	kpar_strv_free(&tests);
+	free(plan_path);
+	return rc;
+}
+
 int kpar_plan_make(const struct kpar_conf *c, struct kpar_plan *out, int *changed)
 {
 	struct kpar_strv tests = KPAR_STRV_INIT;
-	struct kpar_buf kb = KPAR_BUF_INIT, db = KPAR_BUF_INIT;
+	struct kpar_buf db = KPAR_BUF_INIT;
 	struct kpar_estimate_opts eo;
 	struct kpar_state *st = NULL;
-	char *list_path = kpar_conf_path(c, "tests.list"), *plan_path = kpar_conf_path(c, "plan.json");
-	char *list_text = NULL;
-	size_t list_len = 0, nb, i, *bucket_of = NULL;
+	char *plan_path = kpar_conf_path(c, "plan.json");
+	size_t nb, i, *bucket_of = NULL;
 	char **groups = NULL;
 	double *secs = NULL;
 	char inputs[KPAR_DIGEST_STR], tdig[KPAR_DIGEST_STR], key[KPAR_DIGEST_STR], pdig[KPAR_DIGEST_STR];
@@ -337,42 +416,12 @@ int kpar_plan_make(const struct kpar_conf *c, struct kpar_plan *out, int *change
 
 	memset(out, 0, sizeof *out);
 	*changed = 0;
-	if ((rc = kpar_fs_read_all(list_path, &list_text, &list_len)) < 0) {
-		kpar_error_prefix(rc, "test list (run `kpar list` first)");
-		goto done;
-	}
-	if ((rc = kpar_testlist_parse(list_text, list_len, list_path, &tests)) < 0)
-		goto done;
-	kpar_testlist_canonicalise(&tests);
-	if (tests.n == 0) {
-		rc = kpar_error_set(KPAR_EINVAL, "test list '%s' is empty: nothing to run", list_path);
-		goto done;
-	}
-	kpar_digest_str(list_text, list_len, tdig);
 	if ((rc = kpar_state_open(&st, c->state_dir, 0)) < 0 ||
-	    (rc = kpar_plan_inputs_digest(c, kpar_state_db(st), inputs)) < 0)
+	    (rc = plan_key(c, kpar_state_db(st), &tests, tdig, inputs, key)) < 0)
 		goto done;
 	nb = c->buckets > 0 ? (size_t)c->buckets : (size_t)c->workers * BUCKETS_PER_WORKER;
 	if (nb > tests.n)
 		nb = tests.n;
-	/* The key holds what the results depend on and every setting the
-	 * split reads (a plan kept across a changed one is not the plan the
-	 * settings ask for).  A finished run is still kept when a changed
-	 * setting yields the same split: runs are matched by the plan digest,
-	 * which names the buckets only. */
-	kpar_buf_printf(&kb, "kpar-plan %d\ntests %s\ninputs %s\nbuckets %ld\nworkers %ld\n"
-			"default-seconds %.17g\ngroup %s\nhints %s\n", PLAN_FORMAT, tdig, inputs,
-			c->buckets, c->workers, c->default_seconds, c->group, c->hints);
-	if (*c->hints) {
-		/* the hints file's content, not only its name, shapes the split */
-		char hd[KPAR_DIGEST_STR];
-		if ((rc = cached_digest(kpar_state_db(st), c->hints, hd)) < 0) {
-			kpar_error_prefix(rc, "KPAR_HINTS");
-			goto done;
-		}
-		kpar_buf_printf(&kb, "hints-content %s\n", hd);
-	}
-	kpar_digest_str(kb.data, kb.len, key);
 
 	/* Same key as the plan on disk: keep it (see plan.h). */
 	if (kpar_plan_load(plan_path, out) == 0 && strcmp(out->key, key) == 0) {
@@ -430,10 +479,7 @@ done:
 			free(groups[i]);
 	free(groups);
 	kpar_strv_free(&tests);
-	kpar_buf_free(&kb);
 	kpar_buf_free(&db);
-	free(list_text);
-	free(list_path);
 	free(plan_path);
 	free(secs);
 	free(bucket_of);

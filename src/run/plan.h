@@ -43,6 +43,10 @@ int kpar_plan_load(const char *path, struct kpar_plan *out);
 /* Makes (or keeps) the plan for the configuration; *changed set to 1 when
  * plan.json was rewritten. */
 int kpar_plan_make(const struct kpar_conf *c, struct kpar_plan *out, int *changed);
+/* Whether kpar_plan_make would write a new plan (*stale = 1) or keep
+ * plan.json (0), without writing anything or creating the state dir: the
+ * answer to make -q and make -n. */
+int kpar_plan_stale(const struct kpar_conf *c, int *stale);
 /* Digest of the test inputs and run settings (what a rerun depends on
  * besides the test list).  db (may be NULL) caches file digests by stat. */
 int kpar_plan_inputs_digest(const struct kpar_conf *c, sqlite3 *db, char out[72]);

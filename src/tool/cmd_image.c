@@ -54,6 +54,9 @@ static const char usage[] =
 	"  --epoch SECONDS       mtime of every entry (SOURCE_DATE_EPOCH; default 0)\n"
 	"  --push                then push as below, unless KPAR_IMAGE is empty or this\n"
 	"                        image was pushed there already\n"
+	"  --check               change and push nothing; print \"stale\" when the image would\n"
+	"                        change or, with --push, is not pushed yet (the answer to\n"
+	"                        make -q and make -n; new layers are tarred to know)\n"
 	"  -v, --verbose         a line per layer\n"
 	"push: pushes every image of the layout to KPAR_REGISTRY/KPAR_IMAGE (or --image\n"
 	"  HOST/REPO[:TAG]) and writes <layout>/ref = HOST/REPO@sha256:...\n"
@@ -66,7 +69,7 @@ static const char usage[] =
 struct opts {
 	char *layout, *buckets, *tag;
 	struct kpar_strv paths, prep, env;   /* PATH arguments, --prep, --env */
-	int threads, verbose, ref, parallel, epoch_set, push;
+	int threads, verbose, ref, parallel, epoch_set, push, check;
 	long long epoch;
 };
 
@@ -182,6 +185,7 @@ static int parse(struct opts *o, struct kpar_conf *c, int argc, char **argv)
 			if (rc > 0 && (rc = parse_long("--epoch", v, 0, 253402300799LL, &o->epoch)) == 0)
 				o->epoch_set = 1;
 		} else if (strcmp(a, "--push") == 0) o->push = 1;
+		else if (strcmp(a, "--check") == 0) o->check = 1;
 		else if (strcmp(a, "--ref") == 0) o->ref = 1;
 		else if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) o->verbose = 1;
 		else if (a[0] == '-' && a[1] != '\0') {
@@ -213,6 +217,22 @@ static void registry_opts(const struct kpar_conf *c, struct kpar_registry_opts *
 	ro->ca_file = c->registry_ca;
 	ro->insecure_registries = c->insecure_registries;
 	ro->debug = c->registry_debug;
+}
+
+/* Where KPAR_IMAGE goes: it may name the host itself; else it goes under
+ * KPAR_REGISTRY.  NULL when KPAR_IMAGE is empty. */
+static char *push_target(const struct kpar_conf *c)
+{
+	const char *reg = c->registry, *img = c->image;
+
+	if (!*img)
+		return NULL;
+	if (*reg) {
+		size_t n = strlen(reg);
+		return strncmp(img, reg, n) == 0 && img[n] == '/' ? kpar_xstrdup(img)
+								  : kpar_xasprintf("%s/%s", reg, img);
+	}
+	return kpar_xstrdup(img);
 }
 
 static int build(struct opts *o, struct kpar_conf *c)
@@ -293,8 +313,15 @@ static int build(struct opts *o, struct kpar_conf *c)
 	io.tag = o->tag;
 	io.per_bucket = c->image_per_bucket;
 	io.verbose = o->verbose;
+	io.dry_run = o->check;
 	rc = kpar_image_build(&io, &res);
-	if (rc == 0) {
+	if (rc == 0 && o->check) {
+		/* make asks (-q, -n): would `build --push` change the image or push? */
+		char *target = push_target(c);
+		if (res.changed || (target && o->push && !kpar_image_pushed(o->layout, target)))
+			puts("stale");
+		free(target);
+	} else if (rc == 0) {
 		fprintf(stderr, "kpar image: %s%s: %u layers, %u built (%.1f MiB), %u unchanged%s\n",
 			res.digest, res.changed ? "" : " (unchanged)", res.layers, res.built,
 			(double)res.bytes_built / 1048576.0, res.reused,
@@ -311,24 +338,15 @@ done:
 
 static int push(struct opts *o, const struct kpar_conf *c, int if_new)
 {
-	const char *reg = c->registry, *img = c->image;
 	struct kpar_registry_opts ro;
 	struct kpar_image_push_result res;
-	char *target;
+	char *target = push_target(c);
 	int rc;
 
-	if (!*img) {
+	if (!target) {
 		if (if_new)
 			return 0;  /* build only: nowhere to push */
 		return kpar_error_set(KPAR_EINVAL, "no image repository: set KPAR_IMAGE (and KPAR_REGISTRY)");
-	}
-	/* KPAR_IMAGE may name the host itself; else it goes under KPAR_REGISTRY */
-	if (*reg) {
-		size_t n = strlen(reg);
-		target = strncmp(img, reg, n) == 0 && img[n] == '/' ? kpar_xstrdup(img)
-								  : kpar_xasprintf("%s/%s", reg, img);
-	} else {
-		target = kpar_xstrdup(img);
 	}
 	registry_opts(c, &ro);
 	ro.max_parallel = o->parallel;
@@ -377,7 +395,9 @@ int kpar_cmd_image(int argc, char **argv)
 	kpar_curl_set_library(c.libcurl);
 	if (strcmp(sub, "build") == 0) {
 		rc = build(&o, &c);
-		if (rc == 0 && o.push)
+		if (rc < 0 && o.check)
+			puts("stale");  /* the step must run to tell */
+		if (rc == 0 && o.push && !o.check)
 			rc = push(&o, &c, 1);
 	} else if (strcmp(sub, "push") == 0) {
 		rc = push(&o, &c, 0);

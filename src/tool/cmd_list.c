@@ -13,10 +13,11 @@
 #include "tool/cmds.h"
 
 static const char usage[] =
-	"usage: kpar list [--tests IDS | --list-cmd CMD] [--state-dir DIR] [--root DIR]\n"
+	"usage: kpar list [--check] [--tests IDS | --list-cmd CMD] [--state-dir DIR] [--root DIR]\n"
 	"Writes the sorted, de-duplicated test list to <state-dir>/tests.list, touching\n"
 	"it only when it changes. Ids come from KPAR_LIST_CMD (one per line) if set,\n"
-	"else from KPAR_TESTS (whitespace-separated).\n";
+	"else from KPAR_TESTS (whitespace-separated).\n"
+	"  --check   write nothing; print \"stale\" when tests.list would change (make -q, -n)\n";
 
 int kpar_cmd_list(int argc, char **argv)
 {
@@ -24,7 +25,7 @@ int kpar_cmd_list(int argc, char **argv)
 	struct kpar_strv tests = KPAR_STRV_INIT;
 	struct kpar_buf b = KPAR_BUF_INIT;
 	char *path = NULL;
-	int i, rc;
+	int i, rc, check = 0;
 
 	if ((rc = kpar_conf_load(&c)) < 0)
 		goto fail;
@@ -32,6 +33,10 @@ int kpar_cmd_list(int argc, char **argv)
 		if (strcmp(argv[i], "--help") == 0) {
 			fputs(usage, stdout);
 			goto out;
+		}
+		if (strcmp(argv[i], "--check") == 0) {
+			check = 1;
+			continue;
 		}
 		if ((rc = kpar_conf_option(&c, argc, argv, &i)) < 0)
 			goto fail;
@@ -55,9 +60,18 @@ int kpar_cmd_list(int argc, char **argv)
 		goto fail;
 	}
 	kpar_testlist_format(&tests, &b);
+	path = kpar_conf_path(&c, "tests.list");
+	if (check) {
+		char *old = NULL;
+		size_t len = 0;
+		if (kpar_fs_read_all(path, &old, &len) < 0 || len != b.len || memcmp(old, b.data, len) != 0)
+			puts("stale");
+		kpar_error_clear();
+		free(old);
+		goto out;
+	}
 	if ((rc = kpar_fs_mkdir_p(c.state_dir, 0755)) < 0)
 		goto fail;
-	path = kpar_conf_path(&c, "tests.list");
 	if ((rc = kpar_fs_write_if_changed(path, b.data, b.len)) < 0)
 		goto fail;
 	if (rc == 1)
@@ -66,6 +80,9 @@ out:
 	rc = 0;
 	goto done;
 fail:
+	/* make asked a question we cannot answer: the step must run to tell */
+	if (check)
+		puts("stale");
 	rc = kpar_tool_fail("list", rc);
 done:
 	kpar_strv_free(&tests);

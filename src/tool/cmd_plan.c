@@ -13,13 +13,14 @@ static const char usage[] =
 	"usage: kpar plan [--workers N] [--buckets N] [--hints FILE] [--test-inputs FILES] ...\n"
 	"Splits <state-dir>/tests.list into buckets of similar expected duration (from the\n"
 	"duration history in <state-dir>/state.db) and writes <state-dir>/plan.json and\n"
-	"<state-dir>/buckets/test-group-1..N, each only when its content changes.\n";
+	"<state-dir>/buckets/test-group-1..N, each only when its content changes.\n"
+	"  --check   write nothing; print \"stale\" when plan.json would change (make -q, -n)\n";
 
 int kpar_cmd_plan(int argc, char **argv)
 {
 	struct kpar_conf c;
 	struct kpar_plan p;
-	int i, rc, changed = 0;
+	int i, rc, changed = 0, check = 0;
 
 	memset(&p, 0, sizeof p);
 	if ((rc = kpar_conf_load(&c)) < 0)
@@ -30,12 +31,24 @@ int kpar_cmd_plan(int argc, char **argv)
 			rc = 0;
 			goto done;
 		}
+		if (strcmp(argv[i], "--check") == 0) {
+			check = 1;
+			continue;
+		}
 		if ((rc = kpar_conf_option(&c, argc, argv, &i)) < 0)
 			goto fail;
 		if (rc == 0) {
 			rc = kpar_error_set(KPAR_EINVAL, "unexpected argument '%s'", argv[i]);
 			goto fail;
 		}
+	}
+	if (check) {
+		int stale;
+		if ((rc = kpar_plan_stale(&c, &stale)) < 0)
+			goto fail;
+		if (stale)
+			puts("stale");
+		goto done;
 	}
 	if ((rc = kpar_plan_make(&c, &p, &changed)) < 0)
 		goto fail;
@@ -54,6 +67,9 @@ int kpar_cmd_plan(int argc, char **argv)
 	rc = 0;
 	goto done;
 fail:
+	/* make asked a question we cannot answer: the step must run to tell */
+	if (check)
+		puts("stale");
 	rc = kpar_tool_fail("plan", rc);
 done:
 	kpar_plan_free(&p);

@@ -74,9 +74,23 @@ def test_hello_c_same_as_local():
     check(junit(proj) == local, "same report")
     p = make(proj, "-n", "k8s-test", *k8s_vars(c, "kpar-test/hello"), env=env2)
     check_not_in("kubeconfig", p.stderr)
+    check_not_in("image build", p.stdout, "make -n with nothing changed lists the image step")
+    check_not_in("' run", p.stdout, "make -n with nothing changed lists the run")
     # without HELLO_STRICT the tests run again and pass
     p = make(proj, "k8s-test", *k8s_vars(c, "kpar-test/hello"), env=make_env(c))
     check_in("verdict: PASS", p.stdout + p.stderr)
+    # make -q: up to date and passed; a changed image is not, and asking
+    # changes nothing (the next make contacts nothing and runs nothing)
+    env3 = dict(make_env(c), KUBECONFIG="/nonexistent/kubeconfig")
+    p = make(proj, "-q", "k8s-test", *k8s_vars(c, "kpar-test/hello"), ok=None, env=env3)
+    check(p.returncode == 0, "make -q after a passing run: %d\n%s" % (p.returncode, p.stderr))
+    p = make(proj, "-q", "k8s-test", *k8s_vars(c, "kpar-test/hello"), "KPAR_IMAGE_ENV=ASKED=1",
+             ok=None, env=env3)
+    check(p.returncode == 1, "make -q with a changed image: %d\n%s" % (p.returncode, p.stderr))
+    check_not_in("kubeconfig", p.stderr)
+    p = make(proj, "k8s-test", *k8s_vars(c, "kpar-test/hello"), env=env3)
+    check_not_in("started Job", p.stderr)
+    check_not_in("image: pushed", p.stderr, "make -q left the image to push again")
 
 
 def test_sleep_suite_200_same_as_local():
