@@ -90,6 +90,10 @@ expect_grep "^bad2.mk:2: \\*\\*\\* kpar: kpar-digest: cannot open 'no-such-file'
 # Only the setup entry point and the GPL marker leave the plugin.
 syms=$(nm -D --defined-only "$KPAR_PLUGIN" | awk '$2 ~ /^[TDBR]$/ {print $3}' | grep -v '^_' | sort | tr '\n' ' ')
 expect_eq "$syms" "kpar_gmk_setup plugin_is_GPL_compatible " "exported symbols"
+# and only the table's getter from its companion, whose libraries' symbols
+# must not meet make's own
+syms=$(nm -D --defined-only "$(dirname "$KPAR_PLUGIN")/kpar-impl.so" | awk '$2 ~ /^[TDBR]$/ {print $3}' | grep -v '^_' | sort | tr '\n' ' ')
+expect_eq "$syms" "kpar_plugin_impl " "kpar-impl.so's exported symbols"
 
 # valgrind: the plugin inside make, every function, no error.
 if [ "$KPAR_SANITIZED" = 0 ] && command -v valgrind >/dev/null; then
