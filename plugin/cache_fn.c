@@ -219,7 +219,7 @@ static void define_rule(const char *path, const char *url, const char *hex, cons
 	kpar_buf_free(&b);
 }
 
-static char *fn_fetch(const char *fname, unsigned int argc, char **argv)
+char *kpar_plugin_cache_fetch(const char *fname, unsigned int argc, char **argv)
 {
 	char *url = trim(argc > 0 ? argv[0] : "");
 	char *sha = trim(argc > 1 ? argv[1] : "");
@@ -329,6 +329,6 @@ __attribute__((destructor)) static void cache_fn_fini(void)
 int kpar_plugin_cache_register(void)
 {
 	/* Make 4.3 keeps the pointer to the name: a literal. */
-	gmk_add_function("kpar-fetch", fn_fetch, 1, 3, GMK_FUNC_DEFAULT);
+	gmk_add_function("kpar-fetch", kpar_plugin_cache_fetch, 1, 3, GMK_FUNC_DEFAULT);
 	return 0;
 }

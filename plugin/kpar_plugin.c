@@ -1,18 +1,27 @@
-/* kpar_plugin.c - GNU Make glue: exposes libkpar as $(kpar-...) functions.
+/* kpar_plugin.c - GNU Make glue: the $(kpar-...) functions, at no cost to a
+ * make that calls none of them.
  *
- * Everything here is cheap and has no side effect, because Make calls
- * functions while parsing and again under `make -n`: they read files and
- * the state database (read-only) but never create, write or start anything.
- * Long work runs in recipes as the `kpar` tool.
+ * Every make of a project that includes kpar.mk loads this object, and most
+ * (a plain `make`, `make install`) call no kpar function.  So kpar.so links
+ * libc alone: it registers the functions and answers the pure ones itself;
+ * the rest are in kpar-impl.so (plugin/functions.c, plugin/cache_fn.c,
+ * libkpar_core with SQLite, libcrypto, zstd and cJSON), which is opened on
+ * the first call of one of them, the way the kpar tool opens libcurl
+ * (src/base/curl_load.c).  The dynamic loader's work for those libraries is
+ * then paid only by a make that uses them.
  *
  *   $(kpar-buckets N,IDS)     names of the buckets IDS split into: test-group-1 ...
  *   $(kpar-bucket I,N,IDS)    the ids in bucket I of that split (same history)
  *   $(kpar-digest FILES)      sha256 of the files' names and contents
  *   $(kpar-digest-text TEXT)  sha256 of the text
  *   $(kpar-state WHAT)        run, status, verdict, resumable, ... of the last run
- *   $(kpar-quote TEXT)        TEXT as one POSIX shell word
- *   $(kpar-version )          the plugin's version
- *   $(kpar-fetch URL,SHA256[,NAME])  where the cached artifact will be (plugin/cache_fn.c)
+ *   $(kpar-fetch URL,SHA256[,NAME])  where the cached artifact will be
+ *   $(kpar-quote TEXT)        TEXT as one POSIX shell word (here: kpar.mk's
+ *                             recipes quote every setting with it)
+ *   $(kpar-version )          the plugin's version (here)
+ *
+ * Everything is cheap and has no side effect, because Make calls functions
+ * while parsing and again under `make -n` (plugin/functions.c has the rest).
  *
  * Pitfalls handled (see shared notes on the load API): function names are
  * string literals (Make 4.3 keeps the pointer); every symbol but the setup
@@ -21,45 +30,126 @@
  */
 #include "config.h"
 
-#include <stdio.h>
+#include <dlfcn.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <gnumake.h>
 
 #include "base/buf.h"
-#include "plugin/cache_fn.h"
-#include "base/digest.h"
-#include "base/error.h"
-#include "run/split.h"
-#include "run/state.h"
-#include "run/testlist.h"
+#include "plugin/impl.h"
 
 #define EXPORT __attribute__((visibility("default")))
 
 EXPORT int plugin_is_GPL_compatible;
 
-/* Stops make with "kpar: <msg>" at the current makefile location. */
-static char *fail(const char *fn, const char *msg)
+static const struct kpar_plugin_impl *impl;     /* NULL until the first call */
+
+static void stop(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* $(error kpar: ...): the message travels in a define'd variable, so a ')'
+ * or ',' in a path does not end the call; its '$' are doubled. */
+static void stop(const char *fmt, ...)
+{
+	struct kpar_buf msg = KPAR_BUF_INIT, text = KPAR_BUF_INIT;
+	const char *p;
+	va_list ap;
+
+	va_start(ap, fmt);
+	kpar_buf_vprintf(&msg, fmt, ap);
+	va_end(ap);
+	kpar_buf_puts(&text, "define kpar_plugin_msg\nkpar: ");
+	for (p = msg.data ? msg.data : ""; *p; p++) {
+		if (*p == '$')
+			kpar_buf_putc(&text, '$');
+		kpar_buf_putc(&text, *p == '\n' ? ' ' : *p);
+	}
+	kpar_buf_puts(&text, "\nendef\n$(error $(kpar_plugin_msg))\n");
+	kpar_buf_free(&msg);
+	gmk_eval(text.data, NULL);      /* $(error) does not return */
+	kpar_buf_free(&text);
+}
+
+/* kpar-impl.so beside this object: in the build tree (.libs), the installed
+ * pkglibdir, and any DESTDIR or VPATH layout alike, since both are always
+ * built and installed together.  dladdr gives the path make's `load` used,
+ * relative to the directory make still runs in (make changes directory only
+ * before reading makefiles); realpath follows a link to the real install. */
+static char *impl_path(void)
 {
 	struct kpar_buf b = KPAR_BUF_INIT;
-	const char *p;
+	Dl_info info;
+	char *self = NULL;
+	const char *slash;
 
-	kpar_buf_printf(&b, "$(error kpar: %s: ", fn);
-	/* Make would expand '$' and could end the call at ')' or ','. */
-	for (p = msg; *p; p++) {
-		if (*p == '$')
-			kpar_buf_puts(&b, "$$");
-		else if (*p == '(' || *p == ')' || *p == ',' || *p == '\n')
-			kpar_buf_putc(&b, ' ');
-		else
-			kpar_buf_putc(&b, *p);
+	if (dladdr((const void *)&plugin_is_GPL_compatible, &info) && info.dli_fname) {
+		self = realpath(info.dli_fname, NULL);
+		if (!self)
+			self = kpar_xstrdup(info.dli_fname);
 	}
-	kpar_buf_puts(&b, ")");
-	gmk_eval(b.data, NULL);
-	kpar_buf_free(&b);
-	return NULL;
+	slash = self ? strrchr(self, '/') : NULL;
+	if (slash)
+		kpar_buf_printf(&b, "%.*s/", (int)(slash - self), self);
+	kpar_buf_puts(&b, KPAR_PLUGIN_IMPL_FILE);
+	free(self);
+	return kpar_buf_detach(&b, NULL);
 }
+
+static const struct kpar_plugin_impl *load(void)
+{
+	const struct kpar_plugin_impl *(*get)(void);
+	const struct kpar_plugin_impl *t;
+	char *path;
+	void *h, *sym;
+
+	if (impl)
+		return impl;
+	path = impl_path();
+	/* RTLD_LOCAL: its libraries' symbols stay out of make's namespace;
+	 * never dlclose'd, as the functions' results and the cache index
+	 * outlive any one call */
+	h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+	if (!h) {
+		const char *why = dlerror();
+		stop("cannot load %s, which kpar.so needs for this function: %s", path,
+		     why ? why : "unknown error");
+		free(path);
+		return NULL;
+	}
+	sym = dlsym(h, KPAR_PLUGIN_IMPL_SYMBOL);
+	if (!sym) {
+		stop("%s is not kpar's plugin companion (no %s)", path, KPAR_PLUGIN_IMPL_SYMBOL);
+		free(path);
+		return NULL;
+	}
+	/* POSIX guarantees a function address survives dlsym's void * */
+	memcpy(&get, &sym, sizeof sym);
+	t = get();
+	if (!t || t->abi != KPAR_PLUGIN_IMPL_ABI || strcmp(t->version, PACKAGE_VERSION) != 0) {
+		stop("%s is from kpar %s, kpar.so from kpar %s: install both from one build",
+		     path, t ? t->version : "?", PACKAGE_VERSION);
+		free(path);
+		return NULL;
+	}
+	free(path);
+	impl = t;
+	return impl;
+}
+
+#define KPAR_PLUGIN_CALL(f) \
+	static char *call_##f(const char *name, unsigned int argc, char **argv) \
+	{ \
+		const struct kpar_plugin_impl *t = load(); \
+		return t ? t->f(name, argc, argv) : NULL; \
+	}
+KPAR_PLUGIN_CALL(buckets)
+KPAR_PLUGIN_CALL(bucket)
+KPAR_PLUGIN_CALL(digest)
+KPAR_PLUGIN_CALL(digest_text)
+KPAR_PLUGIN_CALL(state)
+KPAR_PLUGIN_CALL(fetch)
+#undef KPAR_PLUGIN_CALL
 
 static char *give(const char *s, size_t len)
 {
@@ -69,184 +159,13 @@ static char *give(const char *s, size_t len)
 	return out;
 }
 
-/* Reads a make variable through expansion; malloc'd. */
-static char *var(const char *name)
-{
-	char ref[128], *v, *copy;
-
-	snprintf(ref, sizeof ref, "$(%s)", name);
-	v = gmk_expand(ref);
-	copy = kpar_xstrdup(v ? v : "");
-	gmk_free(v);
-	return copy;
-}
-
-static int parse_count(const char *s, long *out)
-{
-	char *end;
-	long v;
-
-	while (*s == ' ' || *s == '\t')
-		s++;
-	v = strtol(s, &end, 10);
-	while (*end == ' ' || *end == '\t')
-		end++;
-	if (end == s || *end || v < 1)
-		return -1;
-	*out = v;
-	return 0;
-}
-
-/* Splits ids with the history the next `kpar plan` would use. */
-static int split_words(const char *fn, const char *count, const char *words,
-		       struct kpar_strv *ids, size_t **bucket_of, size_t *nb)
-{
-	char *state_dir = var("KPAR_STATE_DIR"), *hints = var("KPAR_HINTS"), *root = var("KPAR_ROOT");
-	struct kpar_state *st = NULL;
-	struct kpar_estimate_opts eo;
-	double *secs = NULL;
-	long n;
-	int rc;
-
-	*bucket_of = NULL;
-	if (parse_count(count, &n) < 0) {
-		rc = kpar_error_set(KPAR_EINVAL, "bucket count '%s' is not a whole number >= 1", count);
-		goto done;
-	}
-	if ((rc = kpar_testlist_from_words(words, ids)) < 0)
-		goto done;
-	kpar_testlist_canonicalise(ids);
-	/* A project that never ran has no database: no history, not an error. */
-	if (kpar_state_open(&st, *state_dir ? state_dir : ".kpar", KPAR_STATE_RDONLY) < 0)
-		st = NULL;
-	kpar_error_clear();
-	memset(&eo, 0, sizeof eo);
-	eo.root = *root ? root : ".";
-	eo.hints = *hints ? hints : NULL;
-	eo.default_seconds = 1.0;
-	secs = kpar_xcalloc(ids->n ? ids->n : 1, sizeof *secs);
-	*bucket_of = kpar_xcalloc(ids->n ? ids->n : 1, sizeof **bucket_of);
-	if ((rc = kpar_estimate(st ? kpar_state_db(st) : NULL, &eo, ids->v, ids->n, secs, NULL)) < 0)
-		goto done;
-	*nb = ids->n ? kpar_split(ids->v, secs, ids->n, (size_t)n, *bucket_of) : 0;
-	/* Equal buckets here: a Makefile asking for N buckets wants N similar
-	 * shares, not buckets cut for a dynamic dispatcher (see plan.c). */
-done:
-	(void)fn;
-	kpar_state_close(st);
-	free(state_dir);
-	free(hints);
-	free(root);
-	free(secs);
-	return rc;
-}
-
-static char *fn_buckets(const char *name, unsigned int argc, char **argv)
-{
-	struct kpar_strv ids = KPAR_STRV_INIT;
-	struct kpar_buf b = KPAR_BUF_INIT;
-	size_t *bucket_of, nb = 0, i;
-	char *out = NULL;
-
-	if (split_words(name, argv[0], argc > 1 ? argv[1] : "", &ids, &bucket_of, &nb) < 0) {
-		fail(name, kpar_error_last());
-	} else {
-		for (i = 0; i < nb; i++)
-			kpar_buf_printf(&b, "%stest-group-%zu", i ? " " : "", i + 1);
-		out = give(b.data ? b.data : "", b.len);
-	}
-	free(bucket_of);
-	kpar_strv_free(&ids);
-	kpar_buf_free(&b);
-	return out;
-}
-
-static char *fn_bucket(const char *name, unsigned int argc, char **argv)
-{
-	struct kpar_strv ids = KPAR_STRV_INIT;
-	struct kpar_buf b = KPAR_BUF_INIT;
-	size_t *bucket_of = NULL, nb = 0, i;
-	long want;
-	char *out = NULL;
-
-	if (parse_count(argv[0], &want) < 0) {
-		fail(name, "bucket number is not a whole number >= 1");
-	} else if (split_words(name, argv[1], argc > 2 ? argv[2] : "", &ids, &bucket_of, &nb) < 0) {
-		fail(name, kpar_error_last());
-	} else {
-		for (i = 0; i < ids.n; i++)
-			if (bucket_of[i] + 1 == (size_t)want)
-				kpar_buf_printf(&b, "%s%s", b.len ? " " : "", ids.v[i]);
-		out = give(b.data ? b.data : "", b.len);
-	}
-	free(bucket_of);
-	kpar_strv_free(&ids);
-	kpar_buf_free(&b);
-	return out;
-}
-
-static char *fn_digest(const char *name, unsigned int argc, char **argv)
-{
-	struct kpar_strv files = KPAR_STRV_INIT;
-	struct kpar_buf b = KPAR_BUF_INIT;
-	char d[KPAR_DIGEST_STR];
-	char *out = NULL;
-	size_t i;
-
-	if (kpar_testlist_from_words(argv[0], &files) < 0) {
-		fail(name, kpar_error_last());
-		goto done;
-	}
-	kpar_strv_sort(&files);
-	kpar_strv_uniq(&files);
-	for (i = 0; i < files.n; i++) {
-		if (kpar_digest_file(files.v[i], d, NULL) < 0) {
-			fail(name, kpar_error_last());
-			goto done;
-		}
-		kpar_buf_printf(&b, "%s\t%s\n", files.v[i], d);
-	}
-	kpar_digest_str(b.data ? b.data : "", b.len, d);
-	out = give(d, strlen(d));
-done:
-	kpar_strv_free(&files);
-	kpar_buf_free(&b);
-	return out;
-}
-
-static char *fn_digest_text(const char *name, unsigned int argc, char **argv)
-{
-	char d[KPAR_DIGEST_STR];
-
-	kpar_digest_str(argv[0], strlen(argv[0]), d);
-	return give(d, strlen(d));
-}
-
-static char *fn_state(const char *name, unsigned int argc, char **argv)
-{
-	char *state_dir = var("KPAR_STATE_DIR"), *what = kpar_xstrdup(argv[0]), *p, *out = NULL;
-	struct kpar_buf b = KPAR_BUF_INIT;
-
-	/* Trim: $(kpar-state verdict ) is as good as $(kpar-state verdict). */
-	for (p = what + strlen(what); p > what && (p[-1] == ' ' || p[-1] == '\t'); p--)
-		p[-1] = '\0';
-	for (p = what; *p == ' ' || *p == '\t'; p++)
-		;
-	if (kpar_state_query(*state_dir ? state_dir : ".kpar", p, &b) < 0)
-		fail(name, kpar_error_last());
-	else
-		out = give(b.data ? b.data : "", b.len);
-	kpar_buf_free(&b);
-	free(state_dir);
-	free(what);
-	return out;
-}
-
 static char *fn_quote(const char *name, unsigned int argc, char **argv)
 {
 	struct kpar_buf b = KPAR_BUF_INIT;
 	char *out;
 
+	(void)name;
+	(void)argc;
 	kpar_buf_shell_quote(&b, argv[0]);
 	out = give(b.data, b.len);
 	kpar_buf_free(&b);
@@ -255,20 +174,22 @@ static char *fn_quote(const char *name, unsigned int argc, char **argv)
 
 static char *fn_version(const char *name, unsigned int argc, char **argv)
 {
+	(void)name;
+	(void)argc;
+	(void)argv;
 	return give(PACKAGE_VERSION, strlen(PACKAGE_VERSION));
 }
 
 static int setup(void)
 {
-	gmk_add_function("kpar-buckets", fn_buckets, 1, 2, GMK_FUNC_DEFAULT);
-	gmk_add_function("kpar-bucket", fn_bucket, 2, 3, GMK_FUNC_DEFAULT);
-	gmk_add_function("kpar-digest", fn_digest, 1, 1, GMK_FUNC_DEFAULT);
-	gmk_add_function("kpar-digest-text", fn_digest_text, 0, 1, GMK_FUNC_DEFAULT);
-	gmk_add_function("kpar-state", fn_state, 1, 1, GMK_FUNC_DEFAULT);
+	gmk_add_function("kpar-buckets", call_buckets, 1, 2, GMK_FUNC_DEFAULT);
+	gmk_add_function("kpar-bucket", call_bucket, 2, 3, GMK_FUNC_DEFAULT);
+	gmk_add_function("kpar-digest", call_digest, 1, 1, GMK_FUNC_DEFAULT);
+	gmk_add_function("kpar-digest-text", call_digest_text, 0, 1, GMK_FUNC_DEFAULT);
+	gmk_add_function("kpar-state", call_state, 1, 1, GMK_FUNC_DEFAULT);
+	gmk_add_function("kpar-fetch", call_fetch, 1, 3, GMK_FUNC_DEFAULT);
 	gmk_add_function("kpar-quote", fn_quote, 0, 1, GMK_FUNC_DEFAULT);
 	gmk_add_function("kpar-version", fn_version, 0, 0, GMK_FUNC_DEFAULT);
-	if (kpar_plugin_cache_register() < 0)
-		return 0;
 	/* Make 4.3 leaves a plugin that asked not to be rebuilt out of
 	 * .LOADED; this variable is how kpar.mk knows the functions exist. */
 	gmk_eval("KPAR_PLUGIN_LOADED := " PACKAGE_VERSION, NULL);
@@ -288,11 +209,14 @@ int kpar_gmk_setup(unsigned int abi, const gmk_floc *floc)
 
 void kpar_gmk_unload(void)
 {
-	kpar_plugin_cache_unload();
+	if (impl)
+		impl->unload();
 }
 #else
 EXPORT int kpar_gmk_setup(const gmk_floc *floc);
 
+/* Make before 4.4 has no unload hook: kpar-impl.so's destructor gives its
+ * resources back at exit instead (plugin/cache_fn.c). */
 int kpar_gmk_setup(const gmk_floc *floc)
 {
 	(void)floc;

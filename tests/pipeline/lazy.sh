@@ -34,6 +34,32 @@ expect_grep "spy' list" out "make -n does not show the list step"
 ! grep -v -e '^list --check$' -e '^plan --check$' spy.log >ran || fail "make -n ran more of kpar than a check: $(cat ran)"
 [ ! -e .kpar ] || fail "make -n created the state dir"
 
+# A make that includes kpar.mk and calls no kpar function maps none of the
+# libraries behind the functions (kpar.so links libc alone); the first call
+# opens kpar-impl.so, found beside kpar.so even through a link, and works.
+cat > maps.mk <<'MK'
+all: ; @: $(file >maps-all,$(file </proc/self/maps))
+include $(KPAR_MK)
+first: ; @echo d=$(kpar-digest-text abc)$(file >maps-first,$(file </proc/self/maps))
+MK
+heavy='libsqlite3|libcrypto|libzstd|libcjson|kpar-impl'
+env $KPAR_MAKE_ENV make --no-print-directory -f maps.mk KPAR="$P/spy" KPAR_PLUGIN="$KPAR_PLUGIN" KPAR_MK="$KPAR_MK" all >out 2>&1 || { cat out; fail "make all with maps.mk"; }
+expect_grep '/kpar\.so$' maps-all "the plugin was not loaded"
+grep -E "$heavy" maps-all && fail "a make calling no kpar function mapped the libraries above"
+mkdir -p link && ln -sf "$KPAR_PLUGIN" link/kpar.so
+env $KPAR_MAKE_ENV make --no-print-directory -f maps.mk KPAR="$P/spy" KPAR_PLUGIN="$P/link/kpar.so" KPAR_MK="$KPAR_MK" first >out 2>&1 || { cat out; fail "the first kpar function call"; }
+expect_grep '^d=sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad$' out
+expect_grep '/kpar-impl\.so$' maps-first "the first call did not load kpar-impl.so"
+expect_grep 'libsqlite3' maps-first
+
+# Without its companion, kpar.so still loads and quotes; a function that
+# needs kpar-impl.so stops make at the call, naming the file.
+mkdir -p alone && cp "$KPAR_PLUGIN" alone/kpar.so
+printf 'load alone/kpar.so\n$(info q=$(kpar-quote a b))\nx := $(kpar-digest-text abc)\nall: ;\n' > alone.mk
+env $KPAR_MAKE_ENV make -f alone.mk >out 2>&1 && { cat out; fail "a missing kpar-impl.so went unnoticed"; }
+expect_grep "^q='a b'$" out
+expect_grep "^alone.mk:3: \*\*\* kpar: cannot load $(cd alone && pwd -P)/kpar-impl\.so" out
+
 # The plugin alone: its functions work and stop make with a located error.
 cat > plugin.mk <<'MK'
 load $(KPAR_PLUGIN)
@@ -67,6 +93,10 @@ expect_grep "^bad2.mk:2: \\*\\*\\* kpar: kpar-digest: cannot open 'no-such-file'
 # Only the setup entry point and the GPL marker leave the plugin.
 syms=$(nm -D --defined-only "$KPAR_PLUGIN" | awk '$2 ~ /^[TDBR]$/ {print $3}' | grep -v '^_' | sort | tr '\n' ' ')
 expect_eq "$syms" "kpar_gmk_setup plugin_is_GPL_compatible " "exported symbols"
+# and only the table's getter from its companion, whose libraries' symbols
+# must not meet make's own
+syms=$(nm -D --defined-only "$(dirname "$KPAR_PLUGIN")/kpar-impl.so" | awk '$2 ~ /^[TDBR]$/ {print $3}' | grep -v '^_' | sort | tr '\n' ' ')
+expect_eq "$syms" "kpar_plugin_impl " "kpar-impl.so's exported symbols"
 
 # valgrind: the plugin inside make, every function, no error.
 if [ "$KPAR_SANITIZED" = 0 ] && command -v valgrind >/dev/null; then
