@@ -41,6 +41,7 @@ static const struct setting {
 	{ "hints", STR, F(hints), "", 0, 0, NULL, 0 },
 	{ "group", STR, F(group), "", 0, 0, NULL, 0 },
 	{ "progress", STR, F(progress), "auto", 0, 0, NULL, 0 },
+	{ "test-lines", STR, F(test_lines), "failed", 0, 0, NULL, 0 },
 	{ "workers", LONG, F(workers), NULL, 1, 0, NULL, 0 },
 	{ "buckets", LONG, F(buckets), "0", 0, 0, NULL, 0 },
 	/* the worker takes these in a pod: it bounds them as it always has */
@@ -238,6 +239,9 @@ int kpar_conf_load(struct kpar_conf *c)
 	if (strcmp(c->progress, "auto") && strcmp(c->progress, "always") && strcmp(c->progress, "never"))
 		return kpar_error_set(KPAR_EINVAL, "KPAR_PROGRESS: '%s' is not auto, always or never",
 				      c->progress);
+	if (strcmp(c->test_lines, "none") && strcmp(c->test_lines, "failed") && strcmp(c->test_lines, "all"))
+		return kpar_error_set(KPAR_EINVAL, "KPAR_TEST_LINES: '%s' is not none, failed or all",
+				      c->test_lines);
 	return 0;
 }
 

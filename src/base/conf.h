@@ -25,6 +25,7 @@ struct kpar_conf {
 	char *group;         /* KPAR_GROUP: ERE whose match (or first subexpression) in a test id
 				names its group; a group's tests share buckets (batch mode) */
 	char *progress;      /* KPAR_PROGRESS: auto | always | never */
+	char *test_lines;    /* KPAR_TEST_LINES: none | failed | all: a PASS:/FAIL: line per test */
 	long workers;        /* KPAR_WORKERS: parallel workers; default: online CPUs */
 	long buckets;        /* KPAR_BUCKETS: 0 = auto (8 per worker, at most one per test) */
 	long retries;        /* KPAR_RETRIES: extra attempts for a failed test */

@@ -1,5 +1,7 @@
 /* progress.h - what a running suite shows: a live line on a terminal,
- * plain lines (one per finished bucket) when output goes to a file or CI. */
+ * plain lines (one per finished bucket, and a status line at least every
+ * 30 seconds, so a CI log never looks hung) when
+ * output goes to a file or CI. */
 #ifndef KPAR_PROGRESS_H
 #define KPAR_PROGRESS_H
 
@@ -15,11 +17,15 @@ struct kpar_progress {
 	double scale;         /* observed / estimated time of finished buckets */
 	long workers;
 	int shown;
+	int color;            /* ANSI colours: out is a terminal and NO_COLOR is unset or empty */
+	double last_line;     /* monotonic time of the last line printed */
+	double heartbeat;     /* plain mode: seconds of silence before a status line (30) */
 };
 
 /* mode: "auto" (live if out is a terminal), "always", "never". */
 void kpar_progress_init(struct kpar_progress *p, FILE *out, const char *mode, size_t total, long workers);
-/* Redraws the live line (no-op in plain mode). */
+/* Redraws the live line; in plain mode prints the status as a line when
+ * nothing was printed for p->heartbeat seconds. */
 void kpar_progress_tick(struct kpar_progress *p);
 /* Prints a plain line about an event, keeping the live line below it. */
 void kpar_progress_line(struct kpar_progress *p, const char *fmt, ...)

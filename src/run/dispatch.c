@@ -148,6 +148,30 @@ int kpar_dispatch_lose(struct kpar_dispatch *d, int bucket, const char *why, con
 	return 0;
 }
 
+/* automake's lines and colours (lib/am/check.am): one per test as its
+ * bucket comes back; "failed" shows what a person must look at. */
+static void test_lines(const struct kpar_dispatch *d, const struct kpar_bucket_result *r)
+{
+	static const struct { const char *label, *color; } look[] = {
+		[KPAR_PASS] = { "PASS", "\033[0;32m" }, [KPAR_FAIL] = { "FAIL", "\033[0;31m" },
+		[KPAR_SKIP] = { "SKIP", "\033[1;34m" }, [KPAR_ERROR] = { "ERROR", "\033[0;35m" },
+		[KPAR_FLAKY] = { "FLAKY", "\033[0;33m" },
+	};
+	int all = strcmp(d->c->test_lines, "all") == 0;
+	size_t i;
+
+	if (strcmp(d->c->test_lines, "none") == 0)
+		return;
+	for (i = 0; i < r->ntests; i++) {
+		const struct kpar_test_result *t = &r->tests[i];
+		if (t->status > KPAR_FLAKY || (!all && t->status != KPAR_FAIL && t->status != KPAR_ERROR &&
+					       t->status != KPAR_FLAKY))
+			continue;
+		kpar_progress_line(d->prog, "%s%s:%s %s (%.2fs)", d->prog->color ? look[t->status].color : "",
+				   look[t->status].label, d->prog->color ? "\033[m" : "", t->id, t->seconds);
+	}
+}
+
 int kpar_dispatch_record(struct kpar_dispatch *d, int bucket, const char *text, size_t len,
 			 const char *failure, const char *where, double took)
 {
@@ -198,6 +222,7 @@ int kpar_dispatch_record(struct kpar_dispatch *d, int bucket, const char *text, 
 		double ratio = took / pb->estimate;
 		d->prog->scale = d->stats.collected == 1 ? ratio : 0.7 * d->prog->scale + 0.3 * ratio;
 	}
+	test_lines(d, &r);
 	kpar_progress_line(d->prog, "kpar: bucket %d/%zu done: %zu test%s, %zu failed, %zu error%s, %.1fs [%s]",
 			   bucket, d->p->nbuckets, r.ntests, kpar_buf_plural(r.ntests), failed, errors,
 			   kpar_buf_plural(errors), took,

@@ -27,6 +27,12 @@ kmake k8s-test 'KPAR_TESTS=slow.sh mid.sh quick.sh fail.sh err.sh skip.sh' KPAR_
 t1=$(date +%s.%N)
 cat out
 expect_grep '^6 tests: 3 passed, 1 failed, 1 error, 1 skipped, 0 flaky' out
+# KPAR_TEST_LINES=failed (the default): a line per failure as it comes in,
+# none for the others, and no colour in a file
+expect_grep '^FAIL: fail\.sh \(' out
+expect_grep '^ERROR: err\.sh \(' out
+expect_no_grep '^(PASS|SKIP): ' out
+if grep -q "$(printf '\033')" out; then fail "colour codes in a file"; fi
 
 # The wall time: never negative, never short of the longest test, never
 # longer than make took, and test time / wall at most the 2 workers.
@@ -88,4 +94,16 @@ expect_grep 'plan [^,]*, 1 bucket$' one
 expect_grep 'done: 1 test, 0 failed, 1 error,' one
 expect_grep 'run [0-9]+ complete: 1 test, 0 failed, 1 error,' one
 expect_no_grep '\b1 (tests|errors|buckets)\b' one
+
+# KPAR_TEST_LINES=all prints every test as automake does; none prints none;
+# a bad value is refused, naming the setting.
+rm -rf .kpar
+kmake k8s-test 'KPAR_TESTS=quick.sh skip.sh' KPAR_TEST_LINES=all >all 2>&1 || { cat all; fail "KPAR_TEST_LINES=all"; }
+expect_grep '^PASS: quick\.sh \(' all
+expect_grep '^SKIP: skip\.sh \(' all
+rm -rf .kpar
+kmake k8s-test 'KPAR_TESTS=quick.sh fail.sh' KPAR_TEST_LINES=none >none 2>&1 && { cat none; fail "a failing suite passed"; }
+expect_no_grep '^(PASS|FAIL): ' none
+kmake k8s-test KPAR_TESTS=quick.sh KPAR_TEST_LINES=some >bad 2>&1 && { cat bad; fail "KPAR_TEST_LINES=some accepted"; }
+expect_grep "KPAR_TEST_LINES: 'some' is not none, failed or all" bad
 exit 0

@@ -13,6 +13,7 @@
 #include "base/digest.h"
 #include "base/error.h"
 #include "base/fs.h"
+#include "base/progress.h"
 #include "run/record.h"
 #include "run/state.h"
 #include "run/testlist.h"
@@ -406,7 +407,43 @@ KPAR_TEST(state_query_counts)
 	free(dir);
 }
 
+/* Without a terminal (a CI log), a silent stretch still gets a status line
+ * every heartbeat, and only then; colour never goes to a file. */
+KPAR_TEST(progress_heartbeat_in_plain_mode)
+{
+	struct kpar_progress p;
+	FILE *f = tmpfile();
+	long len;
+
+	CHECK(f != NULL);
+	setenv("NO_COLOR", "", 1);
+	kpar_progress_init(&p, f, "auto", 4, 2);
+	CHECK_INT(p.live, 0);
+	CHECK_INT(p.color, 0);
+	p.heartbeat = 1e9;
+	kpar_progress_tick(&p);
+	CHECK_INT(ftell(f), 0);
+	p.heartbeat = 0.01;
+	usleep(30000);
+	kpar_progress_tick(&p);
+	len = ftell(f);
+	CHECK(len > 0);
+	p.heartbeat = 1e9;
+	kpar_progress_tick(&p);
+	CHECK_INT(ftell(f), len);
+	{
+		char buf[256] = "";
+		rewind(f);
+		CHECK(fgets(buf, sizeof buf, f) != NULL);
+		CHECK(strstr(buf, "kpar: buckets 0/4 done") == buf);
+		CHECK(strchr(buf, '\033') == NULL);
+	}
+	fclose(f);
+	unsetenv("NO_COLOR");
+}
+
 KPAR_TEST_MAIN(KPAR_CASE(shell_quote), KPAR_CASE(strv_sort_uniq), KPAR_CASE(write_if_changed_keeps_mtime),
 	       KPAR_CASE(digest), KPAR_CASE(testlist_ids), KPAR_CASE(testlist_cmd),
 	       KPAR_CASE(conf_env_and_options), KPAR_CASE(conf_image_and_registry),
-	       KPAR_CASE(state_runs_and_collect), KPAR_CASE(state_query_counts))
+	       KPAR_CASE(state_runs_and_collect), KPAR_CASE(state_query_counts),
+	       KPAR_CASE(progress_heartbeat_in_plain_mode))
