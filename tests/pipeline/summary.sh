@@ -31,7 +31,7 @@ expect_grep '^6 tests: 3 passed, 1 failed, 1 error, 1 skipped, 0 flaky' out
 # none for the others, and no colour in a file
 expect_grep '^FAIL: fail\.sh \(' out
 expect_grep '^ERROR: err\.sh \(' out
-expect_no_grep '^(PASS|SKIP): ' out
+expect_no_grep '^(PASS|SKIP): [^ ]+ \([0-9.]+s\)$' out
 if grep -q "$(printf '\033')" out; then fail "colour codes in a file"; fi
 
 # The wall time: never negative, never short of the longest test, never
@@ -103,7 +103,7 @@ expect_grep '^PASS: quick\.sh \(' all
 expect_grep '^SKIP: skip\.sh \(' all
 rm -rf .kpar
 kmake k8s-test 'KPAR_TESTS=quick.sh fail.sh' KPAR_TEST_LINES=none >none 2>&1 && { cat none; fail "a failing suite passed"; }
-expect_no_grep '^(PASS|FAIL): ' none
+expect_no_grep '^(PASS|FAIL): [^ ]+ \([0-9.]+s\)$' none
 kmake k8s-test KPAR_TESTS=quick.sh KPAR_TEST_LINES=some >bad 2>&1 && { cat bad; fail "KPAR_TEST_LINES=some accepted"; }
 expect_grep "KPAR_TEST_LINES: 'some' is not none, failed or all" bad
 exit 0
