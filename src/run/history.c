@@ -22,7 +22,7 @@
  * Imported durations (kpar_history_import: a CI's JUnit reports, prove's
  * state) live in the same two tables, so the split reads them as it reads
  * any history, but marked: a sample's source is '' when kpar measured it
- * and the imported file's digest otherwise, and an estimate resting on
+ * and the imported file's path otherwise, and an estimate resting on
  * imports only is flagged imported.  A measured sample outranks them all:
  * recording one deletes the test's imported samples, and an import skips a
  * test that has measured ones.  Re-importing a file replaces what it gave

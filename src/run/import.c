@@ -449,6 +449,7 @@ static int import_one(sqlite3 *db, const struct mapper *m, const char *path,
 	size_t i, ns = 0;
 	double now = kpar_state_now();
 	sqlite3_stmt *ins = NULL;
+	char *real = NULL;
 	int rc;
 
 	memset(st, 0, sizeof *st);
@@ -494,7 +495,12 @@ static int import_one(sqlite3 *db, const struct mapper *m, const char *path,
 		ns++;
 		i = j;
 	}
-	if ((rc = kpar_history_import(db, samples, ns, digest, &st->stored)) < 0)
+	/* Samples are tagged with the file's real path: a report a CI
+	 * overwrites replaces what it gave before, reports kept side by side
+	 * (one per run) are samples of their own. */
+	if (!(real = realpath(path, NULL)))
+		real = kpar_xstrdup(path);
+	if ((rc = kpar_history_import(db, samples, ns, real, &st->stored)) < 0)
 		goto done;
 	if (sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO history_imports(digest, path, at, stored)"
 			       " VALUES (?1, ?2, ?3, ?4)", -1, &ins, NULL) != SQLITE_OK) {
@@ -502,13 +508,14 @@ static int import_one(sqlite3 *db, const struct mapper *m, const char *path,
 		goto done;
 	}
 	sqlite3_bind_text(ins, 1, digest, -1, SQLITE_STATIC);
-	sqlite3_bind_text(ins, 2, path, -1, SQLITE_STATIC);
+	sqlite3_bind_text(ins, 2, real, -1, SQLITE_STATIC);
 	sqlite3_bind_double(ins, 3, now);
 	sqlite3_bind_int64(ins, 4, (sqlite3_int64)st->stored);
 	if (sqlite3_step(ins) != SQLITE_DONE)
 		rc = db_error(db, "cannot record the import");
 done:
 	sqlite3_finalize(ins);
+	free(real);
 	free(samples);
 	recs_free(&r);
 	return rc;
@@ -621,8 +628,8 @@ done:
 	return rc;
 }
 
-int kpar_import_if_new(sqlite3 *db, const struct kpar_strv *paths, const struct kpar_strv *ids,
-		       size_t *imported)
+int kpar_import_if_new(sqlite3 *db, const struct kpar_strv *paths, const struct kpar_strv *digests,
+		       const struct kpar_strv *ids, size_t *imported)
 {
 	struct kpar_strv fresh = KPAR_STRV_INIT;
 	sqlite3_stmt *st = NULL;
@@ -640,12 +647,8 @@ int kpar_import_if_new(sqlite3 *db, const struct kpar_strv *paths, const struct 
 	if (sqlite3_prepare_v2(db, "SELECT 1 FROM history_imports WHERE digest = ?1", -1, &st,
 			       NULL) != SQLITE_OK)
 		return db_error(db, "cannot read the imports");
-	for (i = 0; i < paths->n; i++) {
-		char d[KPAR_DIGEST_STR];
-
-		if ((rc = kpar_digest_file(paths->v[i], d, NULL)) < 0)
-			goto done;
-		sqlite3_bind_text(st, 1, d, -1, SQLITE_STATIC);
+	for (i = 0; i < paths->n && i < digests->n; i++) {
+		sqlite3_bind_text(st, 1, digests->v[i], -1, SQLITE_STATIC);
 		rc = sqlite3_step(st);
 		sqlite3_reset(st);
 		if (rc == SQLITE_DONE)

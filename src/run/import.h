@@ -65,9 +65,10 @@ int kpar_import_state(sqlite3 *db, struct kpar_buf *out);
 int kpar_import_expand(const char *words, const char *root, struct kpar_strv *out);
 
 /* For the plan: when some of ids have no measured history, imports those
- * of paths not imported before (by digest).  *imported gets the number of
- * files imported. */
-int kpar_import_if_new(sqlite3 *db, const struct kpar_strv *paths, const struct kpar_strv *ids,
-		       size_t *imported);
+ * of paths not imported before, by their digests (digests->v[i] is the
+ * digest of paths->v[i], which the plan has anyway).  *imported gets the
+ * number of files imported. */
+int kpar_import_if_new(sqlite3 *db, const struct kpar_strv *paths, const struct kpar_strv *digests,
+		       const struct kpar_strv *ids, size_t *imported);
 
 #endif

@@ -17,6 +17,7 @@
 #include "base/digest.h"
 #include "base/error.h"
 #include "base/fs.h"
+#include "run/import.h"
 #include "run/plan.h"
 #include "run/split.h"
 #include "run/state.h"
@@ -371,6 +372,46 @@ int kpar_plan_make(const struct kpar_conf *c, struct kpar_plan *out, int *change
 			goto done;
 		}
 		kpar_buf_printf(&kb, "hints-content %s\n", hd);
+	}
+	if (*c->history_from) {
+		/* First run: durations a CI kept, imported before anything is
+		 * estimated.  The files' contents are in the key, so a changed
+		 * report makes a new plan (and is imported while tests still
+		 * lack durations of their own). */
+		struct kpar_strv from = KPAR_STRV_INIT, dig = KPAR_STRV_INIT;
+		size_t nimp;
+
+		rc = kpar_import_expand(c->history_from, c->root, &from);
+		for (i = 0; rc == 0 && i < from.n; i++) {
+			char fd[KPAR_DIGEST_STR];
+			if ((rc = cached_digest(kpar_state_db(st), from.v[i], fd)) < 0)
+				kpar_error_prefix(rc, "KPAR_HISTORY_FROM");
+			else
+				kpar_strv_push(&dig, fd);
+		}
+		if (rc == 0)
+			rc = kpar_import_if_new(kpar_state_db(st), &from, &dig, &tests, &nimp);
+		if (rc == 0) {
+			/* by content only: no path, so any checkout gets the same key */
+			kpar_strv_sort(&dig);
+			kpar_buf_printf(&kb, "history-from %s\n", c->history_from);
+			for (i = 0; i < dig.n; i++)
+				kpar_buf_printf(&kb, "history-from-content %s\n", dig.v[i]);
+		}
+		kpar_strv_free(&from);
+		kpar_strv_free(&dig);
+		if (rc < 0)
+			goto done;
+	}
+	{
+		/* An import (above, or `kpar history import`) changes the
+		 * estimates a plan is made from: split again. */
+		struct kpar_buf imp = KPAR_BUF_INIT;
+		if ((rc = kpar_import_state(kpar_state_db(st), &imp)) == 0 && imp.len)
+			kpar_buf_printf(&kb, "imports %s\n", imp.data);
+		kpar_buf_free(&imp);
+		if (rc < 0)
+			goto done;
 	}
 	kpar_digest_str(kb.data, kb.len, key);
 

@@ -102,7 +102,7 @@ int kpar_history_add_many(sqlite3 *db, const struct kpar_history_sample *v, size
 int kpar_history_expire(sqlite3 *db, double before);
 /* Records durations imported from elsewhere (a CI's JUnit report, prove's
  * state) as kpar_history_add_many would, tagged with source (the imported
- * file's digest): a test with durations kpar measured is left alone (they
+ * file's real path): a test with durations kpar measured is left alone (they
  * outrank any import), and the test's samples from the same source are
  * replaced rather than added to.  A later measured duration of the test
  * drops its imported ones.  *stored (may be NULL) gets the number of
