@@ -467,7 +467,8 @@ static int import_one(sqlite3 *db, const struct mapper *m, const char *path,
 		else
 			st->unmatched++;
 	}
-	qsort(r.v, r.n, sizeof *r.v, cmp_rec);
+	if (r.n)
+		qsort(r.v, r.n, sizeof *r.v, cmp_rec);
 	samples = kpar_xcalloc(r.n ? r.n : 1, sizeof *samples);
 	for (i = 0; i < r.n;) {
 		size_t j = i;
@@ -533,7 +534,8 @@ int kpar_import_files(sqlite3 *db, char *const *paths, size_t npaths, const stru
 	 * anyway, the lookup depends on it. */
 	for (i = 0; i < ids->n; i++)
 		kpar_strv_push(&sorted, ids->v[i]);
-	qsort(sorted.v, sorted.n, sizeof *sorted.v, cmp_str);
+	if (sorted.n)
+		qsort(sorted.v, sorted.n, sizeof *sorted.v, cmp_str);
 	m.ids = &sorted;
 	index_build(&m.stems, &sorted, 0);
 	index_build(&m.bases, &sorted, 1);
