@@ -569,6 +569,18 @@ int kpar_import_state(sqlite3 *db, struct kpar_buf *out)
 	struct kpar_buf all = KPAR_BUF_INIT;
 	int rc;
 
+	/* a database opened read-only, made before imports existed, has no
+	 * such table: it has no imports */
+	if (sqlite3_prepare_v2(db, "SELECT 1 FROM sqlite_master WHERE type = 'table'"
+			       " AND name = 'history_imports'", -1, &st, NULL) != SQLITE_OK)
+		return db_error(db, "cannot read the imports");
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	st = NULL;
+	if (rc == SQLITE_DONE)
+		return 0;
+	if (rc != SQLITE_ROW)
+		return db_error(db, "cannot read the imports");
 	if (sqlite3_prepare_v2(db, "SELECT digest FROM history_imports ORDER BY digest", -1, &st,
 			       NULL) != SQLITE_OK)
 		return db_error(db, "cannot read the imports");

@@ -322,6 +322,49 @@ static int group_keys(const char *expr, const struct kpar_strv *tests, char ***k
 	return 0;
 }
 
+/* What the history the split reads owes to imports, for the plan key:
+ * KPAR_HISTORY_FROM's files by content (no path, so any checkout gets the
+ * same key; a changed report makes a new plan), and the imports recorded
+ * in the history (after `kpar history import` the next plan splits again).
+ * With do_import, first imports the files (kpar_import_if_new: a first
+ * run, before anything is estimated); without, db may be NULL or
+ * read-only, and the key is what it will be after that import whenever
+ * the files were imported before. */
+static int history_key(const struct kpar_conf *c, sqlite3 *db, const struct kpar_strv *tests,
+		       int do_import, struct kpar_buf *kb)
+{
+	struct kpar_strv from = KPAR_STRV_INIT, dig = KPAR_STRV_INIT;
+	struct kpar_buf imp = KPAR_BUF_INIT;
+	size_t i, nimp;
+	int rc = 0;
+
+	if (*c->history_from) {
+		rc = kpar_import_expand(c->history_from, c->root, &from);
+		for (i = 0; rc == 0 && i < from.n; i++) {
+			char fd[KPAR_DIGEST_STR];
+			if ((rc = cached_digest(db, from.v[i], fd)) < 0)
+				kpar_error_prefix(rc, "KPAR_HISTORY_FROM");
+			else
+				kpar_strv_push(&dig, fd);
+		}
+		if (rc == 0 && do_import && db)
+			rc = kpar_import_if_new(db, &from, &dig, tests, &nimp);
+		if (rc < 0)
+			goto done;
+		kpar_strv_sort(&dig);
+		kpar_buf_printf(kb, "history-from %s\n", c->history_from);
+		for (i = 0; i < dig.n; i++)
+			kpar_buf_printf(kb, "history-from-content %s\n", dig.v[i]);
+	}
+	if (db && (rc = kpar_import_state(db, &imp)) == 0 && imp.len)
+		kpar_buf_printf(kb, "imports %s\n", imp.data);
+done:
+	kpar_buf_free(&imp);
+	kpar_strv_free(&from);
+	kpar_strv_free(&dig);
+	return rc;
+}
+
 int kpar_plan_make(const struct kpar_conf *c, struct kpar_plan *out, int *changed)
 {
 	struct kpar_strv tests = KPAR_STRV_INIT;
@@ -373,46 +416,8 @@ int kpar_plan_make(const struct kpar_conf *c, struct kpar_plan *out, int *change
 		}
 		kpar_buf_printf(&kb, "hints-content %s\n", hd);
 	}
-	if (*c->history_from) {
-		/* First run: durations a CI kept, imported before anything is
-		 * estimated.  The files' contents are in the key, so a changed
-		 * report makes a new plan (and is imported while tests still
-		 * lack durations of their own). */
-		struct kpar_strv from = KPAR_STRV_INIT, dig = KPAR_STRV_INIT;
-		size_t nimp;
-
-		rc = kpar_import_expand(c->history_from, c->root, &from);
-		for (i = 0; rc == 0 && i < from.n; i++) {
-			char fd[KPAR_DIGEST_STR];
-			if ((rc = cached_digest(kpar_state_db(st), from.v[i], fd)) < 0)
-				kpar_error_prefix(rc, "KPAR_HISTORY_FROM");
-			else
-				kpar_strv_push(&dig, fd);
-		}
-		if (rc == 0)
-			rc = kpar_import_if_new(kpar_state_db(st), &from, &dig, &tests, &nimp);
-		if (rc == 0) {
-			/* by content only: no path, so any checkout gets the same key */
-			kpar_strv_sort(&dig);
-			kpar_buf_printf(&kb, "history-from %s\n", c->history_from);
-			for (i = 0; i < dig.n; i++)
-				kpar_buf_printf(&kb, "history-from-content %s\n", dig.v[i]);
-		}
-		kpar_strv_free(&from);
-		kpar_strv_free(&dig);
-		if (rc < 0)
-			goto done;
-	}
-	{
-		/* An import (above, or `kpar history import`) changes the
-		 * estimates a plan is made from: split again. */
-		struct kpar_buf imp = KPAR_BUF_INIT;
-		if ((rc = kpar_import_state(kpar_state_db(st), &imp)) == 0 && imp.len)
-			kpar_buf_printf(&kb, "imports %s\n", imp.data);
-		kpar_buf_free(&imp);
-		if (rc < 0)
-			goto done;
-	}
+	if ((rc = history_key(c, kpar_state_db(st), &tests, 1, &kb)) < 0)
+		goto done;
 	kpar_digest_str(kb.data, kb.len, key);
 
 	/* Same key as the plan on disk: keep it (see plan.h). */

@@ -425,6 +425,13 @@ KPAR_TEST(old_schema_upgraded)
 			   "INSERT INTO durations VALUES ('old', 1, 4, 'pass');"
 			   "INSERT INTO duration_estimates VALUES ('old', 4, 1, 1);",
 			   NULL, NULL, NULL) == SQLITE_OK);
+	{
+		/* read as it stands (make -q's read-only check): no imports */
+		struct kpar_buf b = KPAR_BUF_INIT;
+		CHECK_OK(kpar_import_state(db, &b));
+		CHECK_INT(b.len, 0);
+		kpar_buf_free(&b);
+	}
 	CHECK_OK(kpar_history_schema(db));
 	CHECK_OK(kpar_history_schema(db));
 	CHECK(estimate(db, "old") == 4);
