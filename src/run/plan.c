@@ -331,13 +331,14 @@ static int group_keys(const char *expr, const struct kpar_strv *tests, char ***k
  * read-only, and the key is what it will be after that import whenever
  * the files were imported before. */
 static int history_key(const struct kpar_conf *c, sqlite3 *db, const struct kpar_strv *tests,
-		       int do_import, struct kpar_buf *kb)
+		       int do_import, struct kpar_buf *kb, size_t *nimp)
 {
 	struct kpar_strv from = KPAR_STRV_INIT, dig = KPAR_STRV_INIT;
 	struct kpar_buf imp = KPAR_BUF_INIT;
-	size_t i, nimp;
+	size_t i;
 	int rc = 0;
 
+	*nimp = 0;
 	if (*c->history_from) {
 		rc = kpar_import_expand(c->history_from, c->root, &from);
 		for (i = 0; rc == 0 && i < from.n; i++) {
@@ -348,7 +349,7 @@ static int history_key(const struct kpar_conf *c, sqlite3 *db, const struct kpar
 				kpar_strv_push(&dig, fd);
 		}
 		if (rc == 0 && do_import && db)
-			rc = kpar_import_if_new(db, &from, &dig, tests, &nimp);
+			rc = kpar_import_if_new(db, &from, &dig, tests, nimp);
 		if (rc < 0)
 			goto done;
 		kpar_strv_sort(&dig);
@@ -376,6 +377,7 @@ int kpar_plan_make(const struct kpar_conf *c, struct kpar_plan *out, int *change
 	size_t list_len = 0, nb, i, *bucket_of = NULL;
 	char **groups = NULL;
 	double *secs = NULL;
+	size_t nimported = 0;
 	char inputs[KPAR_DIGEST_STR], tdig[KPAR_DIGEST_STR], key[KPAR_DIGEST_STR], pdig[KPAR_DIGEST_STR];
 	int rc;
 
@@ -416,7 +418,7 @@ int kpar_plan_make(const struct kpar_conf *c, struct kpar_plan *out, int *change
 		}
 		kpar_buf_printf(&kb, "hints-content %s\n", hd);
 	}
-	if ((rc = history_key(c, kpar_state_db(st), &tests, 1, &kb)) < 0)
+	if ((rc = history_key(c, kpar_state_db(st), &tests, 1, &kb, &nimported)) < 0)
 		goto done;
 	kpar_digest_str(kb.data, kb.len, key);
 
@@ -466,6 +468,7 @@ int kpar_plan_make(const struct kpar_conf *c, struct kpar_plan *out, int *change
 	out->digest = kpar_xstrdup(pdig);
 	out->tests_digest = kpar_xstrdup(tdig);
 	out->inputs_digest = kpar_xstrdup(inputs);
+	out->imported = nimported;
 	rc = write_plan(c, out, changed);
 done:
 	if (rc < 0)

@@ -36,6 +36,7 @@ struct kpar_plan {
 	size_t nbuckets;
 	struct kpar_plan_bucket *buckets;  /* bucket i at index i-1 */
 	size_t ntests;
+	size_t imported;        /* KPAR_HISTORY_FROM files this kpar_plan_make imported */
 };
 
 void kpar_plan_free(struct kpar_plan *p);

@@ -77,10 +77,12 @@ kmake -n k8s-test 'KPAR_HISTORY_FROM=reports/missing.xml' >out 2>&1 ||
 	{ cat out; fail "make -n read KPAR_HISTORY_FROM"; }
 report reports/ci-1.xml test03
 kmake k8s-plan 'KPAR_HISTORY_FROM=reports/*.xml' >out 2>&1 || { cat out; fail "k8s-plan with KPAR_HISTORY_FROM"; }
+expect_grep "imported test durations from 1 file of KPAR_HISTORY_FROM" out
 expect_eq "$(first_bucket)" "120 t/test03" "first bucket with KPAR_HISTORY_FROM"
 cp .kpar/plan.json p1.json
 kmake k8s-plan 'KPAR_HISTORY_FROM=reports/*.xml' >out 2>&1 || { cat out; fail "k8s-plan again"; }
 cmp -s p1.json .kpar/plan.json || fail "an unchanged report changed the plan"
+expect_no_grep "imported" out "an unchanged report imported again"
 sleep 1   # a new mtime for the stat-keyed digest cache
 report reports/ci-1.xml test11
 kmake k8s-plan 'KPAR_HISTORY_FROM=reports/*.xml' >out 2>&1 || { cat out; fail "k8s-plan, report changed"; }
