@@ -9,6 +9,10 @@
 #        KPAR_WORKERS (default 8), MAKE (default make), KEEP=1 keeps the dir
 #        RUN2=noise (default: run 1 x lognormal noise, a steady machine) or
 #        RUN2=2 (the recorded run 2, measured on a loaded machine)
+#        IMPORT=1: instead, two first runs side by side: blind (no history),
+#        then with KPAR_HISTORY_FROM naming a JUnit report (kpar's own
+#        format) of another machine's run: run 1 x 1.3 x lognormal jitter
+#        (sigma 0.2, seeded), as a CI would have kept it
 # Run 1 starts with an empty state directory (no history); run 2 rewrites
 # the scripts with new durations (see RUN2) and runs with run 1's history.  The wall time includes all of kpar's own
 # work (listing, planning, starting workers, collecting), so it is a little
@@ -39,16 +43,39 @@ MK
 [ -z "${KPAR_PLUGIN:-}" ] || echo "KPAR_PLUGIN = $KPAR_PLUGIN" >> "$dir/Makefile"
 echo "include $KPAR_MK" >> "$dir/Makefile"
 
+if [ "${IMPORT:-0}" = 1 ]; then
+	# The report: every test of the suite, named as kpar's report names it.
+	mkdir -p "$dir/ci"
+	LC_ALL=C awk -F '\t' -v scale="$scale" '
+	BEGIN { srand(4242); print "<?xml version=\"1.0\"?>\n<testsuites><testsuite name=\"ci\">" }
+	/^#/ || NF < 3 { next }
+	{
+		name = $1; sub(/\/$/, "", name); sub(/\.py$/, "", name)
+		u1 = rand(); u2 = rand(); if (u1 < 1e-12) u1 = 1e-12
+		secs = $2 * scale * 1.3 * exp(0.2 * sqrt(-2 * log(u1)) * cos(6.283185307179586 * u2))
+		printf "<testcase name=\"tests/%s.sh\" classname=\"kpar\" time=\"%.3f\">%s</testcase>\n",
+			name, secs, ($5 == "skip") ? "<skipped/>" : ""
+	}
+	END { print "</testsuite></testsuites>" }' "$data" > "$dir/ci/junit.xml"
+fi
+
 now() { date +%s.%N; }
-for run in 1 2; do
-	[ "$run" = 1 ] || "$here/gen-suite.sh" "$data" "$dir" "$scale" "$run2"
+runs="1 2"
+[ "${IMPORT:-0}" = 1 ] && runs="blind imported"
+for run in $runs; do
+	history_from=
+	case $run in
+	2) "$here/gen-suite.sh" "$data" "$dir" "$scale" "$run2" ;;
+	blind) ;;
+	imported) rm -rf "$dir/.kpar"; history_from=ci/junit.xml ;;
+	esac
 	# The bound of the durations the scripts sleep (their headers say).
 	bound=$(sed -n 's/^# replayed .*: \([0-9.]*\) s, run .*/\1/p' $(sed "s|^|$dir/|" "$dir/tests.list") |
 		awk -v w="$workers" -v scale="$scale" '{ s = $1 * scale; t += s; if (s > m) m = s }
 		END { b = t / w; if (m > b) b = m; printf "%.3f", b }')
 	start=$(now)
 	rc=0
-	"$make" -s -C "$dir" k8s-test > "$dir/run$run.log" 2>&1 || rc=$?
+	"$make" -s -C "$dir" k8s-test KPAR_HISTORY_FROM="$history_from" > "$dir/run$run.log" 2>&1 || rc=$?
 	end=$(now)
 	# The bound of what the tests really took in this run (on a loaded
 	# machine more than the recorded durations): the newest sample of each
@@ -56,7 +83,7 @@ for run in 1 2; do
 	mbound=$(sqlite3 "$dir/.kpar/state.db" "SELECT max(sum(seconds) / $workers.0, max(seconds))
 		FROM durations d WHERE at = (SELECT max(at) FROM durations WHERE test = d.test)" 2>/dev/null) || mbound=
 	awk -v s="$start" -v e="$end" -v b="$bound" -v mb="${mbound:-0}" -v run="$run" -v w="$workers" -v rc="$rc" 'BEGIN {
-		printf "replay run %d, %d workers: %.2f s wall; bound %.2f s (of the sleeps): %.3fx", run, w, e - s, b, (e - s) / b
+		printf "replay run %s, %d workers: %.2f s wall; bound %.2f s (of the sleeps): %.3fx", run, w, e - s, b, (e - s) / b
 		if (mb > 0) printf "; bound %.2f s (durations measured in this run): %.3fx", mb, (e - s) / mb
 		printf " (make exit %d)\n", rc }'
 	if [ "$rc" -ne 0 ]; then

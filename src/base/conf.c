@@ -39,6 +39,7 @@ static const struct setting {
 	{ "test-inputs", STR, F(inputs), "", 0, 0, NULL, 0 },
 	{ "test-env", STR, F(test_env), "", 0, 0, NULL, 0 },
 	{ "hints", STR, F(hints), "", 0, 0, NULL, 0 },
+	{ "history-from", STR, F(history_from), "", 0, 0, NULL, 0 },
 	{ "group", STR, F(group), "", 0, 0, NULL, 0 },
 	{ "progress", STR, F(progress), "auto", 0, 0, NULL, 0 },
 	{ "test-lines", STR, F(test_lines), "failed", 0, 0, NULL, 0 },

@@ -22,6 +22,8 @@ struct kpar_conf {
 	char *inputs;        /* KPAR_TEST_INPUTS: files whose contents key the run */
 	char *test_env;      /* KPAR_TEST_ENV: names of environment variables whose values key the run */
 	char *hints;         /* KPAR_HINTS: "<glob> <seconds>" lines for unknown tests */
+	char *history_from;  /* KPAR_HISTORY_FROM: JUnit XML / .prove files and globs imported
+				into the history when tests have none of their own */
 	char *group;         /* KPAR_GROUP: ERE whose match (or first subexpression) in a test id
 				names its group; a group's tests share buckets (batch mode) */
 	char *progress;      /* KPAR_PROGRESS: auto | always | never */

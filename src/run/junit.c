@@ -35,14 +35,17 @@ enum capture_kind { CAP_NONE, CAP_FAILURE, CAP_SYSOUT, CAP_SYSERR };
 struct reader {
 	XML_Parser parser;
 	const char *path;
-	struct kpar_bucket_result *out;
+	struct kpar_bucket_result *out;  /* NULL: cases go to fn, outputs are not kept */
+	kpar_junit_case_fn fn;
+	void *ud;
 	int in_case;
 	int case_depth;          /* element depth of the open <testcase> */
 	int depth;
 	enum capture_kind cap;
 	int cap_depth;
-	char *name, *classname;
+	char *name, *classname, *file;
 	double seconds;
+	int has_time;
 	enum kpar_status status;
 	struct kpar_buf fail, sysout, syserr;
 	int rc;
@@ -95,18 +98,26 @@ static void XMLCALL on_start(void *ud, const XML_Char *el, const XML_Char **atts
 		r->name = kpar_xstrdup(v);
 		v = attr(atts, "classname");
 		r->classname = v && *v ? kpar_xstrdup(v) : NULL;
+		v = attr(atts, "file");
+		r->file = v && *v ? kpar_xstrdup(v) : NULL;
 		v = attr(atts, "time");
 		r->seconds = 0;
+		r->has_time = 0;
 		if (v) {
 			char *end;
 			double d = strtod(v, &end);
-			if (end != v && d >= 0)
+			if (end != v && d >= 0) {
 				r->seconds = d;
+				r->has_time = 1;
+			}
 		}
 		r->status = KPAR_PASS;
 		return;
 	}
 	if (!r->in_case || r->cap != CAP_NONE || r->depth != r->case_depth + 1)
+		return;
+	/* A callback reader keeps no text: a huge report costs no memory. */
+	if (!r->out && el[0] == 's' && el[1] == 'y')
 		return;
 	if (strcmp(el, "failure") == 0 || strcmp(el, "error") == 0 ||
 	    strcmp(el, "skipped") == 0) {
@@ -132,11 +143,35 @@ static void XMLCALL on_start(void *ud, const XML_Char *el, const XML_Char **atts
 	r->cap_depth = r->depth;
 }
 
+static void reset_case(struct reader *r)
+{
+	free(r->name);
+	free(r->classname);
+	free(r->file);
+	r->name = r->classname = r->file = NULL;
+	kpar_buf_clear(&r->fail);
+	kpar_buf_clear(&r->sysout);
+	kpar_buf_clear(&r->syserr);
+	r->in_case = 0;
+}
+
 static void finish_case(struct reader *r)
 {
 	struct kpar_buf out = KPAR_BUF_INIT;
 	char *id;
 
+	if (!r->out) {
+		struct kpar_junit_case c = { r->classname, r->name, r->file, r->seconds,
+					     r->has_time, r->status };
+		int rc = r->fn(r->ud, &c);
+
+		reset_case(r);
+		if (rc < 0 && r->rc == 0) {
+			r->rc = rc;
+			XML_StopParser(r->parser, XML_FALSE);
+		}
+		return;
+	}
 	kpar_buf_add(&out, r->fail.data, r->fail.len);
 	if (r->sysout.len && out.len && out.data[out.len - 1] != '\n')
 		kpar_buf_putc(&out, '\n');
@@ -150,13 +185,7 @@ static void finish_case(struct reader *r)
 			       out.len);
 	free(id);
 	kpar_buf_free(&out);
-	free(r->name);
-	free(r->classname);
-	r->name = r->classname = NULL;
-	kpar_buf_clear(&r->fail);
-	kpar_buf_clear(&r->sysout);
-	kpar_buf_clear(&r->syserr);
-	r->in_case = 0;
+	reset_case(r);
 }
 
 static void XMLCALL on_end(void *ud, const XML_Char *el)
@@ -174,7 +203,7 @@ static void XMLCALL on_text(void *ud, const XML_Char *s, int len)
 {
 	struct reader *r = ud;
 
-	if (!r->in_case)
+	if (!r->in_case || !r->out)
 		return;
 	switch (r->cap) {
 	case CAP_FAILURE:
@@ -199,18 +228,24 @@ static void XMLCALL on_entity_decl(void *ud, const XML_Char *name, int param,
 	fail_parse(ud, KPAR_EINVAL, "entity declarations are not accepted");
 }
 
-int kpar_junit_read(const char *path, struct kpar_bucket_result *out)
+/* Parses the file in chunks, so a report of any size is read in constant
+ * memory (besides what the caller keeps). */
+static int parse_file(const char *path, struct kpar_bucket_result *out, kpar_junit_case_fn fn,
+		      void *ud)
 {
 	struct reader r;
-	char *data = NULL;
-	size_t len = 0;
-	int rc;
+	char *chunk;
+	FILE *f;
+	int rc = 0, done = 0;
 
-	if ((rc = kpar_fs_read_all(path, &data, &len)) < 0)
-		return kpar_error_prefix(rc, "JUnit file");
+	if (!(f = fopen(path, "rb")))
+		return kpar_error_errno(errno == ENOENT ? KPAR_ENOTFOUND : KPAR_EIO,
+					"JUnit file: cannot open '%s'", path);
 	memset(&r, 0, sizeof r);
 	r.path = path;
 	r.out = out;
+	r.fn = fn;
+	r.ud = ud;
 	r.parser = XML_ParserCreate(NULL);
 	if (!r.parser)
 		abort();
@@ -218,26 +253,46 @@ int kpar_junit_read(const char *path, struct kpar_bucket_result *out)
 	XML_SetElementHandler(r.parser, on_start, on_end);
 	XML_SetCharacterDataHandler(r.parser, on_text);
 	XML_SetEntityDeclHandler(r.parser, on_entity_decl);
-	if (len > (size_t)INT32_MAX) {
-		rc = kpar_error_set(KPAR_EINVAL, "JUnit file '%s' is too large (%zu bytes)", path, len);
-	} else if (XML_Parse(r.parser, data, (int)len, XML_TRUE) != XML_STATUS_OK) {
-		if (r.rc < 0)
+	chunk = kpar_xmalloc(1 << 16);
+	while (!done && rc == 0) {
+		size_t n = fread(chunk, 1, 1 << 16, f);
+
+		if (n < (1 << 16)) {
+			if (ferror(f)) {
+				rc = kpar_error_errno(KPAR_EIO, "JUnit file: cannot read '%s'", path);
+				break;
+			}
+			done = 1;
+		}
+		if (XML_Parse(r.parser, chunk, (int)n, done) != XML_STATUS_OK) {
+			if (r.rc < 0)
+				rc = r.rc;
+			else
+				rc = kpar_error_set(KPAR_EINVAL, "JUnit file '%s': line %lu: %s", path,
+						    (unsigned long)XML_GetCurrentLineNumber(r.parser),
+						    XML_ErrorString(XML_GetErrorCode(r.parser)));
+		} else {
 			rc = r.rc;
-		else
-			rc = kpar_error_set(KPAR_EINVAL, "JUnit file '%s': line %lu: %s", path,
-					    (unsigned long)XML_GetCurrentLineNumber(r.parser),
-					    XML_ErrorString(XML_GetErrorCode(r.parser)));
-	} else {
-		rc = r.rc;
+		}
 	}
+	fclose(f);
+	free(chunk);
 	XML_ParserFree(r.parser);
-	free(r.name);
-	free(r.classname);
+	reset_case(&r);
 	kpar_buf_free(&r.fail);
 	kpar_buf_free(&r.sysout);
 	kpar_buf_free(&r.syserr);
-	free(data);
 	return rc;
+}
+
+int kpar_junit_read(const char *path, struct kpar_bucket_result *out)
+{
+	return parse_file(path, out, NULL, NULL);
+}
+
+int kpar_junit_each(const char *path, kpar_junit_case_fn fn, void *ud)
+{
+	return parse_file(path, NULL, fn, ud);
 }
 
 /* ---- writing ---------------------------------------------------------- */

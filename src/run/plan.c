@@ -17,6 +17,7 @@
 #include "base/digest.h"
 #include "base/error.h"
 #include "base/fs.h"
+#include "run/import.h"
 #include "run/plan.h"
 #include "run/split.h"
 #include "run/state.h"
@@ -321,14 +322,60 @@ static int group_keys(const char *expr, const struct kpar_strv *tests, char ***k
 	return 0;
 }
 
+/* What the history the split reads owes to imports, for the plan key:
+ * KPAR_HISTORY_FROM's files by content (no path, so any checkout gets the
+ * same key; a changed report makes a new plan), and the imports recorded
+ * in the history (after `kpar history import` the next plan splits again).
+ * With do_import, first imports the files (kpar_import_if_new: a first
+ * run, before anything is estimated); without, db may be NULL or
+ * read-only, and the key is what it will be after that import whenever
+ * the files were imported before. */
+static int history_key(const struct kpar_conf *c, sqlite3 *db, const struct kpar_strv *tests,
+		       int do_import, struct kpar_buf *kb, size_t *nimp)
+{
+	struct kpar_strv from = KPAR_STRV_INIT, dig = KPAR_STRV_INIT;
+	struct kpar_buf imp = KPAR_BUF_INIT;
+	size_t i;
+	int rc = 0;
+
+	*nimp = 0;
+	if (*c->history_from) {
+		rc = kpar_import_expand(c->history_from, c->root, &from);
+		for (i = 0; rc == 0 && i < from.n; i++) {
+			char fd[KPAR_DIGEST_STR];
+			if ((rc = cached_digest(db, from.v[i], fd)) < 0)
+				kpar_error_prefix(rc, "KPAR_HISTORY_FROM");
+			else
+				kpar_strv_push(&dig, fd);
+		}
+		if (rc == 0 && do_import && db)
+			rc = kpar_import_if_new(db, &from, &dig, tests, nimp);
+		if (rc < 0)
+			goto done;
+		kpar_strv_sort(&dig);
+		kpar_buf_printf(kb, "history-from %s\n", c->history_from);
+		for (i = 0; i < dig.n; i++)
+			kpar_buf_printf(kb, "history-from-content %s\n", dig.v[i]);
+	}
+	if (db && (rc = kpar_import_state(db, &imp)) == 0 && imp.len)
+		kpar_buf_printf(kb, "imports %s\n", imp.data);
+done:
+	kpar_buf_free(&imp);
+	kpar_strv_free(&from);
+	kpar_strv_free(&dig);
+	return rc;
+}
+
 /* Reads tests.list into *tests (canonical, not empty) and computes the
  * plan key: what the results depend on and every setting the split reads
  * (a plan kept across a changed one is not the plan the settings ask for).
  * A finished run is still kept when a changed setting yields the same
  * split: runs are matched by the plan digest, which names the buckets only.
- * db (may be NULL) caches file digests. */
-static int plan_key(const struct kpar_conf *c, sqlite3 *db, struct kpar_strv *tests,
-		    char tdig[KPAR_DIGEST_STR], char inputs[KPAR_DIGEST_STR], char key[KPAR_DIGEST_STR])
+ * db (may be NULL) caches file digests.  do_import and *nimp: see
+ * history_key. */
+static int plan_key(const struct kpar_conf *c, sqlite3 *db, struct kpar_strv *tests, int do_import,
+		    size_t *nimp, char tdig[KPAR_DIGEST_STR], char inputs[KPAR_DIGEST_STR],
+		    char key[KPAR_DIGEST_STR])
 {
 	struct kpar_buf kb = KPAR_BUF_INIT;
 	char *list_path = kpar_conf_path(c, "tests.list"), *list_text = NULL;
@@ -361,6 +408,8 @@ static int plan_key(const struct kpar_conf *c, sqlite3 *db, struct kpar_strv *te
 		}
 		kpar_buf_printf(&kb, "hints-content %s\n", hd);
 	}
+	if ((rc = history_key(c, db, tests, do_import, &kb, nimp)) < 0)
+		goto done;
 	kpar_digest_str(kb.data, kb.len, key);
 done:
 	kpar_buf_free(&kb);
@@ -376,6 +425,7 @@ int kpar_plan_stale(const struct kpar_conf *c, int *stale)
 	struct kpar_plan p;
 	char *plan_path = kpar_conf_path(c, "plan.json");
 	char inputs[KPAR_DIGEST_STR], tdig[KPAR_DIGEST_STR], key[KPAR_DIGEST_STR];
+	size_t nimp;
 	int rc;
 
 	*stale = 1;
@@ -387,7 +437,7 @@ int kpar_plan_stale(const struct kpar_conf *c, int *stale)
 		kpar_error_clear();
 		st = NULL;
 	}
-	if ((rc = plan_key(c, st ? kpar_state_db(st) : NULL, &tests, tdig, inputs, key)) < 0)
+	if ((rc = plan_key(c, st ? kpar_state_db(st) : NULL, &tests, 0, &nimp, tdig, inputs, key)) < 0)
 		goto done;
 	if (kpar_plan_load(plan_path, &p) == 0 && strcmp(p.key, key) == 0)
 		*stale = 0;
@@ -411,13 +461,14 @@ int kpar_plan_make(const struct kpar_conf *c, struct kpar_plan *out, int *change
 	size_t nb, i, *bucket_of = NULL;
 	char **groups = NULL;
 	double *secs = NULL;
+	size_t nimported = 0;
 	char inputs[KPAR_DIGEST_STR], tdig[KPAR_DIGEST_STR], key[KPAR_DIGEST_STR], pdig[KPAR_DIGEST_STR];
 	int rc;
 
 	memset(out, 0, sizeof *out);
 	*changed = 0;
 	if ((rc = kpar_state_open(&st, c->state_dir, 0)) < 0 ||
-	    (rc = plan_key(c, kpar_state_db(st), &tests, tdig, inputs, key)) < 0)
+	    (rc = plan_key(c, kpar_state_db(st), &tests, 1, &nimported, tdig, inputs, key)) < 0)
 		goto done;
 	nb = c->buckets > 0 ? (size_t)c->buckets : (size_t)c->workers * BUCKETS_PER_WORKER;
 	if (nb > tests.n)
@@ -469,6 +520,7 @@ int kpar_plan_make(const struct kpar_conf *c, struct kpar_plan *out, int *change
 	out->digest = kpar_xstrdup(pdig);
 	out->tests_digest = kpar_xstrdup(tdig);
 	out->inputs_digest = kpar_xstrdup(inputs);
+	out->imported = nimported;
 	rc = write_plan(c, out, changed);
 done:
 	if (rc < 0)

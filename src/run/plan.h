@@ -7,7 +7,8 @@
  * plan.  The plan's *key* digests what the split depends on: the test list,
  * the contents of KPAR_TEST_INPUTS, the run settings and every setting the
  * split reads (workers, buckets, group, hints file contents, default
- * seconds); never an absolute path, so any checkout gets the same plan.
+ * seconds, the contents of KPAR_HISTORY_FROM's files and the imports
+ * recorded in the history); never an absolute path, so any checkout gets the same plan.
  * While the key stays the same the existing plan is kept even though the
  * duration history has moved on: re-splitting would change the buckets and
  * rerun tests whose inputs did not change.  The plan *digest* names the
@@ -35,6 +36,7 @@ struct kpar_plan {
 	size_t nbuckets;
 	struct kpar_plan_bucket *buckets;  /* bucket i at index i-1 */
 	size_t ntests;
+	size_t imported;        /* KPAR_HISTORY_FROM files this kpar_plan_make imported */
 };
 
 void kpar_plan_free(struct kpar_plan *p);

@@ -100,6 +100,18 @@ struct kpar_history_sample {
 };
 int kpar_history_add_many(sqlite3 *db, const struct kpar_history_sample *v, size_t n);
 int kpar_history_expire(sqlite3 *db, double before);
+/* Records durations imported from elsewhere (a CI's JUnit report, prove's
+ * state) as kpar_history_add_many would, tagged with source (the imported
+ * file's real path): a test with durations kpar measured is left alone (they
+ * outrank any import), and the test's samples from the same source are
+ * replaced rather than added to.  A later measured duration of the test
+ * drops its imported ones.  *stored (may be NULL) gets the number of
+ * samples recorded.  All or nothing. */
+int kpar_history_import(sqlite3 *db, const struct kpar_history_sample *v, size_t n,
+			const char *source, size_t *stored);
+/* *count gets how many of ids[0..n) have durations kpar measured (imports
+ * not counted). */
+int kpar_history_measured(sqlite3 *db, char *const *ids, size_t n, size_t *count);
 
 #define KPAR_SPLIT_NO_REFINE 1u
 size_t kpar_split_ex(char *const *ids, const double *seconds, size_t n, size_t nbuckets,

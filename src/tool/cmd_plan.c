@@ -52,6 +52,9 @@ int kpar_cmd_plan(int argc, char **argv)
 	}
 	if ((rc = kpar_plan_make(&c, &p, &changed)) < 0)
 		goto fail;
+	if (p.imported)
+		fprintf(stderr, "kpar: imported test durations from %zu file%s of KPAR_HISTORY_FROM\n",
+			p.imported, kpar_buf_plural(p.imported));
 	if (changed) {
 		double total = 0, max = 0;
 		size_t k;

@@ -18,6 +18,7 @@ int kpar_cmd_fetch(int argc, char **argv);
 int kpar_cmd_cache(int argc, char **argv);
 int kpar_cmd_status(int argc, char **argv);
 int kpar_cmd_cancel(int argc, char **argv);
+int kpar_cmd_history(int argc, char **argv);
 
 struct kpar_backend;
 /* The backend KPAR_BACKEND names (local, k8s), or NULL. */

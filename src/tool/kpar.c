@@ -23,6 +23,7 @@ static const struct {
 	{ "cancel", kpar_cmd_cancel, "stop the last run where it runs (delete its Job and pods)" },
 	{ "report", kpar_cmd_report, "print the global view of the last run; exit 1 if a test failed" },
 	{ "state", kpar_cmd_state, "query the state database (runs, buckets, history)" },
+	{ "history", kpar_cmd_history, "import test durations from JUnit XML or prove state files" },
 	{ "image", kpar_cmd_image, "build (and push) the OCI image of the test payload" },
 	{ "fetch", kpar_cmd_fetch, "fetch an artifact into the cache by URL and checksum" },
 	{ "cache", kpar_cmd_cache, "inspect and clean the artifact cache (stats, gc, path)" },
