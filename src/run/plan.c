@@ -366,18 +366,9 @@ done:
 	return rc;
 }
 
-/* Reads tests.list into *tests (canonical, not empty) and computes the
- * plan key: what the results depend on and every setting the split reads
- * (a plan kept across a changed one is not the plan the settings ask for).
- * A finished run is still kept when a changed setting yields the same
- * split: runs are matched by the plan digest, which names the buckets only.
- * db (may be NULL) caches file digests.  do_import and *nimp: see
- * history_key. */
-static int plan_key(const struct kpar_conf *c, sqlite3 *db, struct kpar_strv *tests, int do_import,
-		    size_t *nimp, char tdig[KPAR_DIGEST_STR], char inputs[KPAR_DIGEST_STR],
-		    char key[KPAR_DIGEST_STR])
+/* Reads tests.list into *tests (canonical, not empty) and its digest. */
+static int read_list(const struct kpar_conf *c, struct kpar_strv *tests, char tdig[KPAR_DIGEST_STR])
 {
-	struct kpar_buf kb = KPAR_BUF_INIT;
 	char *list_path = kpar_conf_path(c, "tests.list"), *list_text = NULL;
 	size_t list_len = 0;
 	int rc;
@@ -394,6 +385,25 @@ static int plan_key(const struct kpar_conf *c, sqlite3 *db, struct kpar_strv *te
 		goto done;
 	}
 	kpar_digest_str(list_text, list_len, tdig);
+done:
+	free(list_text);
+	free(list_path);
+	return rc;
+}
+
+/* The plan key of the tests (tdig: their list's digest): what the results
+ * depend on and every setting the split reads (a plan kept across a
+ * changed one is not the plan the settings ask for).  A finished run is
+ * still kept when a changed setting yields the same split: runs are
+ * matched by the plan digest, which names the buckets only.  db (may be
+ * NULL) caches file digests.  do_import and *nimp: see history_key. */
+static int plan_key(const struct kpar_conf *c, sqlite3 *db, const struct kpar_strv *tests, int do_import,
+		    size_t *nimp, const char tdig[KPAR_DIGEST_STR], char inputs[KPAR_DIGEST_STR],
+		    char key[KPAR_DIGEST_STR])
+{
+	struct kpar_buf kb = KPAR_BUF_INIT;
+	int rc;
+
 	if ((rc = kpar_plan_inputs_digest(c, db, inputs)) < 0)
 		goto done;
 	kpar_buf_printf(&kb, "kpar-plan %d\ntests %s\ninputs %s\nbuckets %ld\nworkers %ld\n"
@@ -413,8 +423,6 @@ static int plan_key(const struct kpar_conf *c, sqlite3 *db, struct kpar_strv *te
 	kpar_digest_str(kb.data, kb.len, key);
 done:
 	kpar_buf_free(&kb);
-	free(list_text);
-	free(list_path);
 	return rc;
 }
 
@@ -430,6 +438,8 @@ int kpar_plan_stale(const struct kpar_conf *c, int *stale)
 
 	*stale = 1;
 	memset(&p, 0, sizeof p);
+	if ((rc = read_list(c, &tests, tdig)) < 0)
+		goto done;
 	/* Read-only: answering make -q or -n must not create or change state. */
 	if ((rc = kpar_state_open(&st, c->state_dir, KPAR_STATE_RDONLY)) < 0) {
 		if (rc != KPAR_ENOTFOUND)
@@ -467,7 +477,8 @@ int kpar_plan_make(const struct kpar_conf *c, struct kpar_plan *out, int *change
 
 	memset(out, 0, sizeof *out);
 	*changed = 0;
-	if ((rc = kpar_state_open(&st, c->state_dir, 0)) < 0 ||
+	/* the list first: a missing one must not create the state database */
+	if ((rc = read_list(c, &tests, tdig)) < 0 || (rc = kpar_state_open(&st, c->state_dir, 0)) < 0 ||
 	    (rc = plan_key(c, kpar_state_db(st), &tests, 1, &nimported, tdig, inputs, key)) < 0)
 		goto done;
 	nb = c->buckets > 0 ? (size_t)c->buckets : (size_t)c->workers * BUCKETS_PER_WORKER;

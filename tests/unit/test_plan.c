@@ -219,6 +219,9 @@ KPAR_TEST(empty_and_missing_list)
 	c.state_dir = kpar_xstrdup("/nonexistent/kpar");
 	CHECK(kpar_plan_make(&c, &p, &changed) < 0);
 	CHECK(strstr(kpar_error_last(), "tests.list") != NULL);
+	/* nothing is created for a plan that cannot be made (as root, a
+	 * mkdir there would succeed) */
+	CHECK(access("/nonexistent/kpar", F_OK) != 0);
 	kpar_conf_free(&c);
 }
 
