@@ -12,6 +12,7 @@
 #include "base/fs.h"
 #include "run/junit.h"
 #include "run/report.h"
+#include "run/testlog.h"
 
 #define SLOWEST 10
 #define FAILURE_LINES 40
@@ -97,7 +98,7 @@ static int cmp_slowest(const void *a, const void *b)
 }
 
 static void build_summary(const struct kpar_run_info *ri, const char *events,
-			  struct kpar_bucket_result *res, size_t nres,
+			  struct kpar_bucket_result *res, size_t nres, const char *logs,
 			  struct kpar_report_totals *tot, struct kpar_buf *b)
 {
 	struct worker_time *wt = NULL;
@@ -161,6 +162,9 @@ static void build_summary(const struct kpar_run_info *ri, const char *events,
 		kpar_buf_puts(b, ")\n");
 		if (t->output && t->output_len)
 			add_output_tail(b, t->output, t->output_len);
+		kpar_buf_printf(b, "    log: %s/", logs);
+		kpar_testlog_name(t->id, b);
+		kpar_buf_putc(b, '\n');
 	}
 	if (tot->flaky) {
 		kpar_buf_puts(b, "\nFlaky (failed, then passed on a retry):\n");
@@ -247,7 +251,12 @@ int kpar_report_write(const struct kpar_conf *c, struct kpar_state *st, long lon
 	 * image pull trouble): one line each, kept with the run */
 	if (kpar_state_run_meta_get(st, run, "backend.events", &events) < 0)
 		kpar_error_clear();
-	build_summary(&ri, events, res, nres, totals, &sum);
+	/* each test's output in its own file, before the summary that names them */
+	free(path);
+	path = kpar_fs_join(dir, "logs");
+	if ((rc = kpar_testlog_write_all(path, ptrs, nres)) < 0)
+		goto done;
+	build_summary(&ri, events, res, nres, path, totals, &sum);
 	free(path);
 	path = kpar_fs_join(dir, "summary.txt");
 	if ((rc = kpar_fs_write_atomic(path, sum.data, sum.len)) < 0)

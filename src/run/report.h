@@ -2,8 +2,9 @@
  * summary, and the verdict file Make uses as the run's target.
  *
  * Files under $(KPAR_STATE_DIR)/report/: junit.xml (every test exactly
- * once, with its bucket, worker and attempt), summary.txt (what `make
- * k8s-report` prints), verdict ("pass" or "fail", written last).
+ * once, with its bucket, worker and attempt), logs/<id>.log (each test's
+ * output, testlog.h), summary.txt (what `make k8s-report` prints; a
+ * failure names its log), verdict ("pass" or "fail", written last).
  */
 #ifndef KPAR_REPORT_H
 #define KPAR_REPORT_H

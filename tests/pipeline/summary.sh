@@ -33,6 +33,12 @@ expect_grep '^FAIL: fail\.sh \(' out
 expect_grep '^ERROR: err\.sh \(' out
 expect_no_grep '^(PASS|SKIP): [^ ]+ \([0-9.]+s\)$' out
 if grep -q "$(printf '\033')" out; then fail "colour codes in a file"; fi
+# each test's output in its own file, named by the summary for a failure
+expect_grep '^    log: \.kpar/report/logs/fail\.sh\.log$' out
+expect_grep '^expected 2, got 3$' .kpar/report/logs/fail.sh.log
+expect_grep '^FAIL: fail\.sh \(exit status: 1, ' .kpar/report/logs/fail.sh.log
+expect_grep '^SKIP: needs network$' .kpar/report/logs/skip.sh.log
+[ "$(ls .kpar/report/logs | wc -l)" = 6 ] || fail "not one log per test: $(ls .kpar/report/logs)"
 
 # The wall time: never negative, never short of the longest test, never
 # longer than make took, and test time / wall at most the 2 workers.

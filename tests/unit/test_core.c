@@ -14,6 +14,7 @@
 #include "base/error.h"
 #include "base/fs.h"
 #include "base/progress.h"
+#include "run/testlog.h"
 #include "run/record.h"
 #include "run/state.h"
 #include "run/testlist.h"
@@ -442,8 +443,93 @@ KPAR_TEST(progress_heartbeat_in_plain_mode)
 	unsetenv("NO_COLOR");
 }
 
+static void check_log_name(const char *id, const char *want)
+{
+	struct kpar_buf b = KPAR_BUF_INIT;
+	kpar_testlog_name(id, &b);
+	CHECK_STR(b.data, want);
+	kpar_buf_free(&b);
+}
+
+/* Every id gets its own file under logs/, and none can leave it. */
+KPAR_TEST(testlog_names)
+{
+	char longid[400];
+	struct kpar_buf b = KPAR_BUF_INIT;
+
+	check_log_name("tests/io", "tests/io.log");
+	check_log_name("a b 'q' $x", "a b 'q' $x.log");
+	check_log_name("../x", "%2E%2E/x.log");
+	check_log_name("./x/..", "%2E/x/%2E%2E.log");
+	check_log_name("/abs", "%/abs.log");
+	check_log_name("a//b/", "a/%/b/%.log");
+	check_log_name("100%", "100%25.log");
+	check_log_name("a\\b", "a%5Cb.log");
+	check_log_name("\xc3\xbcn\xc3\xaf", "\xc3\xbcn\xc3\xaf.log");
+	memset(longid, 'x', sizeof longid - 1);
+	longid[sizeof longid - 1] = '\0';
+	kpar_testlog_name(longid, &b);
+	CHECK(b.len <= 205 + 4);
+	CHECK(strstr(b.data, "%~") != NULL);
+	kpar_buf_free(&b);
+	longid[10] = 'y';   /* same length, same prefix kept: the digest tells them apart */
+	{
+		struct kpar_buf c = KPAR_BUF_INIT, d = KPAR_BUF_INIT;
+		kpar_testlog_name(longid, &c);
+		longid[10] = 'x';
+		kpar_testlog_name(longid, &d);
+		CHECK(strcmp(c.data, d.data) != 0);
+		kpar_buf_free(&c);
+		kpar_buf_free(&d);
+	}
+}
+
+/* The logs of a run replace the last run's whole: no stale file stays. */
+KPAR_TEST(testlog_write_all)
+{
+	char dir[] = "/tmp/kpar-testlog-XXXXXX", *logs, *text = NULL;
+	struct kpar_bucket_result r, *rp = &r;
+	struct kpar_test_result *t;
+	size_t len;
+
+	CHECK(mkdtemp(dir) != NULL);
+	logs = kpar_xasprintf("%s/logs", dir);
+	memset(&r, 0, sizeof r);
+	r.bucket = 2;
+	r.worker = kpar_xstrdup("w1");
+	t = kpar_bucket_result_add(&r, "t/a", KPAR_FAIL, 0.5, "expected 2\n", 11);
+	t->exit_code = 1;
+	kpar_bucket_result_add(&r, "../up", KPAR_PASS, 0.1, NULL, 0);
+	CHECK_OK(kpar_testlog_write_all(logs, &rp, 1));
+	{
+		char *p = kpar_xasprintf("%s/t/a.log", logs);
+		CHECK_OK(kpar_fs_read_all(p, &text, &len));
+		CHECK_STR(text, "expected 2\nFAIL: t/a (exit status: 1, 0.50s, attempt 1, bucket 2, worker w1)\n");
+		free(text);
+		free(p);
+		p = kpar_xasprintf("%s/%%2E%%2E/up.log", logs);
+		CHECK(access(p, F_OK) == 0);
+		free(p);
+	}
+	kpar_bucket_result_free(&r);
+	memset(&r, 0, sizeof r);
+	kpar_bucket_result_add(&r, "t/b", KPAR_SKIP, 0, "SKIP: no\n", 9);
+	CHECK_OK(kpar_testlog_write_all(logs, &rp, 1));
+	{
+		char *a = kpar_xasprintf("%s/t/a.log", logs), *b = kpar_xasprintf("%s/t/b.log", logs);
+		CHECK(access(a, F_OK) != 0);
+		CHECK(access(b, F_OK) == 0);
+		free(a);
+		free(b);
+	}
+	kpar_bucket_result_free(&r);
+	kpar_fs_remove_tree(dir);
+	free(logs);
+}
+
 KPAR_TEST_MAIN(KPAR_CASE(shell_quote), KPAR_CASE(strv_sort_uniq), KPAR_CASE(write_if_changed_keeps_mtime),
 	       KPAR_CASE(digest), KPAR_CASE(testlist_ids), KPAR_CASE(testlist_cmd),
 	       KPAR_CASE(conf_env_and_options), KPAR_CASE(conf_image_and_registry),
 	       KPAR_CASE(state_runs_and_collect), KPAR_CASE(state_query_counts),
-	       KPAR_CASE(progress_heartbeat_in_plain_mode))
+	       KPAR_CASE(progress_heartbeat_in_plain_mode),
+	       KPAR_CASE(testlog_names), KPAR_CASE(testlog_write_all))

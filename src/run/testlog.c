@@ -1,0 +1,160 @@
+/* testlog.c - per-test log files (see testlog.h). */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/digest.h"
+#include "base/error.h"
+#include "base/fs.h"
+#include "run/testlog.h"
+
+/* Past this a component is cut and made unique by a digest: file names
+ * stop at 255 bytes, and ".log" and the encoding need room. */
+#define COMPONENT_MAX 200
+
+static void put_encoded(struct kpar_buf *out, const char *s, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		if (ch < 0x20 || ch == 0x7f || ch == '%' || ch == '\\')
+			kpar_buf_printf(out, "%%%02X", ch);
+		else
+			kpar_buf_putc(out, (char)ch);
+	}
+}
+
+static void put_component(struct kpar_buf *out, const char *s, size_t n)
+{
+	struct kpar_buf enc = KPAR_BUF_INIT;
+
+	if (n == 0) {
+		kpar_buf_putc(out, '%');   /* "%" alone: '%' is never left bare otherwise */
+		return;
+	}
+	if ((n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.')) {
+		kpar_buf_puts(out, n == 1 ? "%2E" : "%2E%2E");
+		return;
+	}
+	put_encoded(&enc, s, n);
+	if (enc.len > COMPONENT_MAX) {
+		char d[KPAR_DIGEST_STR];
+		size_t cut = COMPONENT_MAX - 24;
+		kpar_digest_str(s, n, d);
+		/* never cut inside a %XX escape */
+		while (cut > 0 && (enc.data[cut - 1] == '%' || (cut > 1 && enc.data[cut - 2] == '%')))
+			cut--;
+		kpar_buf_add(out, enc.data, cut);
+		kpar_buf_printf(out, "%%~%.16s", d + 7);   /* after "sha256:" */
+	} else {
+		kpar_buf_add(out, enc.data, enc.len);
+	}
+	kpar_buf_free(&enc);
+}
+
+void kpar_testlog_name(const char *id, struct kpar_buf *out)
+{
+	const char *p = id;
+
+	for (;;) {
+		const char *slash = strchr(p, '/');
+		size_t n = slash ? (size_t)(slash - p) : strlen(p);
+		put_component(out, p, n);
+		if (!slash)
+			break;
+		kpar_buf_putc(out, '/');
+		p = slash + 1;
+	}
+	kpar_buf_puts(out, ".log");
+}
+
+static const char *label(enum kpar_status s)
+{
+	switch (s) {
+	case KPAR_PASS: return "PASS";
+	case KPAR_FAIL: return "FAIL";
+	case KPAR_SKIP: return "SKIP";
+	case KPAR_ERROR: return "ERROR";
+	case KPAR_FLAKY: return "FLAKY";
+	}
+	return "?";
+}
+
+static int write_one(const char *root, const struct kpar_bucket_result *r, const struct kpar_test_result *t,
+		     struct kpar_buf *name, struct kpar_buf *text)
+{
+	char *path, *slash;
+	int fd, rc = 0;
+
+	kpar_buf_clear(name);
+	kpar_buf_printf(name, "%s/", root);
+	kpar_testlog_name(t->id, name);
+	path = name->data;
+	slash = strrchr(path, '/');
+	*slash = '\0';
+	if (slash != path + strlen(root))
+		rc = kpar_fs_mkdir_p(path, 0755);
+	*slash = '/';
+	if (rc < 0)
+		return rc;
+	kpar_buf_clear(text);
+	if (t->output && t->output_len) {
+		kpar_buf_add(text, t->output, t->output_len);
+		if (t->output[t->output_len - 1] != '\n')
+			kpar_buf_putc(text, '\n');
+	}
+	kpar_buf_printf(text, "%s: %s (exit status: %d, %.2fs, attempt%s %d, bucket %d, worker %s)\n",
+			label(t->status), t->id, t->exit_code, t->seconds, t->attempts == 1 ? "" : "s",
+			t->attempts, r->bucket, r->worker ? r->worker : "?");
+	/* O_EXCL: two ids never map to one file; a test listed twice is a bug */
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return kpar_error_errno(KPAR_EIO, "cannot create the log '%s'", path);
+	rc = kpar_fs_write_fully(fd, text->data, text->len);
+	if (close(fd) < 0 && rc == 0)
+		rc = kpar_error_errno(KPAR_EIO, "cannot write the log '%s'", path);
+	if (rc < 0)
+		kpar_error_prefix(rc, "log '%s'", path);
+	return rc;
+}
+
+int kpar_testlog_write_all(const char *dir, struct kpar_bucket_result *const *res, size_t nres)
+{
+	struct kpar_buf name = KPAR_BUF_INIT, text = KPAR_BUF_INIT;
+	char *tmp = kpar_xasprintf("%s.new", dir), *old = kpar_xasprintf("%s.old", dir);
+	size_t i, j;
+	int rc;
+
+	kpar_fs_remove_tree(tmp);
+	if ((rc = kpar_fs_mkdir_p(tmp, 0755)) < 0)
+		goto done;
+	for (i = 0; i < nres && rc == 0; i++)
+		for (j = 0; j < res[i]->ntests && rc == 0; j++)
+			rc = write_one(tmp, res[i], &res[i]->tests[j], &name, &text);
+	if (rc < 0)
+		goto done;
+	kpar_fs_remove_tree(old);
+	if (rename(dir, old) < 0 && errno != ENOENT) {
+		rc = kpar_error_errno(KPAR_EIO, "cannot move '%s' aside", dir);
+		goto done;
+	}
+	if (rename(tmp, dir) < 0) {
+		rc = kpar_error_errno(KPAR_EIO, "cannot rename '%s' to '%s'", tmp, dir);
+		goto done;
+	}
+	kpar_fs_remove_tree(old);
+done:
+	if (rc < 0)
+		kpar_fs_remove_tree(tmp);
+	kpar_buf_free(&name);
+	kpar_buf_free(&text);
+	free(tmp);
+	free(old);
+	return rc;
+}

@@ -1,0 +1,31 @@
+/* testlog.h - each test's output in a file of its own, as automake keeps
+ * name.log beside each test: $(KPAR_STATE_DIR)/report/logs/<id>.log.
+ *
+ * The file holds the output the record kept (all of it up to the record's
+ * limits: 4 KiB of a passing test, 256 KiB of a failing one, head and
+ * tail), then automake's closing line, e.g.
+ *   FAIL: tests/io (exit status: 1, 0.52s, attempt 1, bucket 3, worker w2)
+ *
+ * An id becomes a path under logs/ component by component ('/' separates
+ * directories), so tests/io gets logs/tests/io.log.  Bytes a file name
+ * should not carry, and components that are empty, "." or "..", are
+ * percent-encoded ('%' itself too), so the mapping is one-to-one and no
+ * id can name a file outside logs/.
+ */
+#ifndef KPAR_TESTLOG_H
+#define KPAR_TESTLOG_H
+
+#include <stddef.h>
+
+#include "base/buf.h"
+#include "run/record.h"
+
+/* Appends "<mapped id>.log" (relative to logs/) to out. */
+void kpar_testlog_name(const char *id, struct kpar_buf *out);
+
+/* Replaces dir (e.g. report/logs) with one log per test of the results:
+ * written beside it first, then swapped in, so a reader never sees half
+ * of one run's logs and half of another's. */
+int kpar_testlog_write_all(const char *dir, struct kpar_bucket_result *const *res, size_t nres);
+
+#endif
