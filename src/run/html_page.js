@@ -233,16 +233,24 @@
   });
   // lost buckets first: they are what needs a look
   rows.sort(function (a, b) { return (b.lost - a.lost) || natcmp(a.name, b.name); });
-  // each test's start within its bucket: no start times are recorded, so
-  // the tests follow each other from the bucket's start, scaled to fit
-  var tstart = new Float64Array(T.length), bTests = B.map(function () { return []; });
+  // each test's place within its bucket: no start times are recorded, so
+  // the tests follow each other from the bucket's start, scaled to fit.
+  // Only the last attempt's time is known: a retried test's earlier
+  // attempts are taken to have lasted as long (drawn lighter).
+  var tstart = new Float64Array(T.length), tlast = new Float64Array(T.length), tend = new Float64Array(T.length);
+  var bTests = B.map(function () { return []; });
   T.forEach(function (t, i) { bTests[t.b].push(i); });
   B.forEach(function (b, bi) {
     var sum = 0;
-    bTests[bi].forEach(function (i) { sum += T[i].sec; });
+    bTests[bi].forEach(function (i) { sum += T[i].sec * Math.max(1, T[i].att); });
     var span = Math.max(0, b.e - b.s), k = sum > span && sum > 0 ? span / sum : 1, at = b.s;
-    bTests[bi].forEach(function (i) { tstart[i] = at; at += T[i].sec * k; });
-    b.k = k;
+    bTests[bi].forEach(function (i) {
+      var t = T[i];
+      tstart[i] = at;
+      at += t.sec * Math.max(1, t.att) * k;
+      tend[i] = at;
+      tlast[i] = at - t.sec * k;
+    });
   });
   var real = rows.filter(function (r) { return !r.lost; });
   if (real.length) {
@@ -263,7 +271,7 @@
     sw(null, COLORS.pass, 'passed'), sw(null, COLORS.fail, 'failed'), sw(null, COLORS.error, 'error'),
     sw(null, COLORS.skip, 'skipped'), sw(null, COLORS.flaky, 'flaky'),
     sw('sw-retry', null, 'bucket retried (an earlier worker was lost)'),
-    sw('sw-tretry', null, 'test retried'),
+    sw('sw-tretry', null, 'test retried (earlier attempts lighter)'),
     sw('sw-lost', null, 'bucket lost (given up)'));
   add(stl, legend);
   add(stl, el('p', 'muted', 'Tests are placed one after another within their bucket by their durations. ' +
@@ -300,7 +308,7 @@
     for (var t = 0; t <= span + 1e-9; t += step) {
       var x = Math.round(xOf(t)) + 0.5;
       g.beginPath(); g.moveTo(x, TOP - 4); g.lineTo(x, h); g.stroke();
-      g.fillText(secs(t), x + 2, 9);
+      if (x + 2 + g.measureText(secs(t)).width < w) g.fillText(secs(t), x + 2, 9);
     }
     rows.forEach(function (r, ri) {
       var y = TOP + ri * ROW;
@@ -322,11 +330,15 @@
         g.fillStyle = '#e8eaed';
         g.fillRect(bx, y + 2, bw, ROW - 4);
         bTests[bi].forEach(function (i) {
-          var tt = T[i], tx = xOf(tstart[i]), tw = (geo.x1 - geo.x0) * tt.sec * b.k / span;
-          g.globalAlpha = matches(tt) ? 1 : 0.15;
+          var tt = T[i], alpha = matches(tt) ? 1 : 0.15, tx = xOf(tstart[i]), lx = xOf(tlast[i]);
           g.fillStyle = COLORS[tt.st] || '#000';
-          g.fillRect(tx, y + 5, Math.max(tw, 0.6), ROW - 10);
-          if (tt.att > 1) { g.fillStyle = '#202124'; g.fillRect(tx, y + 3, Math.max(tw, 2), 2); }
+          if (lx > tx) {
+            g.globalAlpha = alpha * 0.4;
+            g.fillRect(tx, y + 5, lx - tx, ROW - 10);
+          }
+          g.globalAlpha = alpha;
+          g.fillRect(lx, y + 5, Math.max(xOf(tend[i]) - lx, 0.6), ROW - 10);
+          if (tt.att > 1) { g.fillStyle = '#202124'; g.fillRect(tx, y + 3, Math.max(xOf(tend[i]) - tx, 2), 2); }
         });
         g.globalAlpha = 1;
         if (b.a > 1) {
@@ -355,7 +367,7 @@
       if (t < b.s - tol || t > b.e + tol) return;
       best = { b: bi };
       bTests[bi].forEach(function (i) {
-        if (t >= tstart[i] && t <= tstart[i] + T[i].sec * b.k) best.t = i;
+        if (t >= tstart[i] && t <= tend[i]) best.t = i;
       });
     });
     return best;
