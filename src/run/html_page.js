@@ -273,10 +273,14 @@
     sw('sw-retry', null, 'bucket retried (an earlier worker was lost)'),
     sw('sw-tretry', null, 'test retried (earlier attempts lighter)'),
     sw('sw-lost', null, 'bucket lost (given up)'));
+  legend.lastChild.firstChild.textContent = '\u2715';
   add(stl, legend);
   add(stl, el('p', 'muted', 'Tests are placed one after another within their bucket by their durations. ' +
     'Hover for details; click a test to list it below. Tests outside the filter are dimmed.'));
   var wrap = el('div', 'timeline-wrap'), canvas = el('canvas'), tip = el('div', 'tip');
+  canvas.setAttribute('role', 'img');
+  canvas.setAttribute('aria-label', 'Timeline: ' + plural(real.length, 'worker') + ', ' + plural(B.length, 'bucket') +
+    ' over ' + secs(D.wall) + (rows.length > real.length ? ', with lost buckets' : ''));
   add(stl, add(wrap, canvas));
   add(document.body, tip);
   var ROW = 24, TOP = 22, LABEL = 150, PAD = 8;
