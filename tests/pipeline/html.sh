@@ -167,6 +167,98 @@ grep 'CONSOLE' err3 && fail "the report logged to the console"
 expect_grep 'id="tests-count">1 of 10 tests match' dom3 "the name filter"
 grep -qF '&lt;/script&gt;&lt;img src=x onerror="document.title=1"&gt;' dom3 || fail "the hostile id is not shown as text"
 
+# A page of 10,000 tests on 64 workers, with long failure outputs.
+KPAR_HTML_GEN_DIR=$T/big "$KPAR_TOP_BUILDDIR/tests/unit/test_html" big >big.out 2>&1 ||
+	{ cat big.out; fail "could not generate the 10,000-test page"; }
+
+cat > noisy-csp.html <<'EOF'
+<!DOCTYPE html><html><head><meta http-equiv="Content-Security-Policy" content="default-src 'none'; script-src 'unsafe-inline'"></head>
+<body><img src="http://example.invalid/x.png"><script>console.error("caught"); undefinedFn();</script></body></html>
+EOF
+
+# Used as a user would (over the DevTools protocol on a pipe): status and
+# name filters, a row's output, the timeline's tooltip and click; and not a
+# single console message, exception or refused request on the way.
+python3 - "$CHROMIUM" "$T/cdp-profile" "file://$P/$R/index.html" "file://$T/big/index.html" $R/junit.xml \
+	"$HOSTILE" "$KPAR_TOP_SRCDIR/tests/lib" "$KPAR_TOP_BUILDDIR/tests/unit/test_html" "$T/big" <<'PY' ||
+import os, subprocess, sys, xml.etree.ElementTree as ET
+chromium, profile, url, big_url, junit, hostile, lib, gen, big_dir = sys.argv[1:]
+sys.path.insert(0, lib)
+from cdp import Browser
+
+cases = list(ET.parse(junit).getroot().iter('testcase'))
+n = len(cases)
+passed_plain = sum(1 for tc in cases if not any(tc.find(t) is not None for t in ('failure', 'error', 'skipped'))
+                   and not any(p.get('value') == 'flaky' for p in tc.iter('property')))
+
+with Browser(chromium, profile, 1280, 900) as b:
+    # the listening must be able to fail: a console message, an exception
+    # and a request the policy refused are each heard
+    b.open(url.rsplit('/.kpar/', 1)[0] + '/noisy-csp.html')
+    b.eval('1')
+    heard = '\n'.join(b.problems)
+    assert 'console.error: caught' in heard and 'exception:' in heard and 'Content Security Policy' in heard, heard
+    b.problems = []
+    b.open(url)
+    q = lambda js: b.eval(js)
+    count = lambda: q('document.getElementById("tests-count").textContent')
+    assert count() == '%d of %d tests match' % (n, n), count()
+    # status: passing tests off
+    q('document.getElementById("f-pass").click()')
+    assert count() == '%d of %d tests match' % (n - passed_plain, n), (count(), passed_plain)
+    assert q('location.hash') == '#st=fail,error,flaky,skip', q('location.hash')
+    q('document.getElementById("f-pass").click()')
+    # name: a substring of the hostile id, typed
+    q('var s = document.getElementById("f-name"); s.focus()')
+    b.call('Input.insertText', session=True, text='ünï')
+    assert count() == '1 of %d tests match' % n, count()
+    cells = q('Array.from(document.querySelectorAll("#tests-body tr.row td")).map(function (t) { return t.textContent; })')
+    assert hostile in cells, cells
+    # the only match is opened with its output, as text
+    out = q('document.querySelector("#tests-body tr.detail pre").textContent')
+    assert 'output with </script><script>document.title=2</script> in it' in out, out
+    q('var s = document.getElementById("f-name"); s.value = ""; s.dispatchEvent(new Event("input"))')
+    assert count() == '%d of %d tests match' % (n, n), count()
+    # the timeline: hover until a test's tooltip shows, then click it
+    q('document.querySelector("canvas").scrollIntoView()')
+    r = q('(function () { var r = document.querySelector("canvas").getBoundingClientRect(); return [r.left, r.top, r.width, r.height]; })()')
+    found = None
+    for y in range(int(r[1]) + 30, int(r[1] + r[3]) - 2, 6):
+        for x in range(int(r[0]) + 150, int(r[0] + r[2]) - 8, 3):
+            b.mouse('mouseMoved', x, y)
+            tip = q('var t = document.querySelector(".tip"); t.style.display === "block" ? t.textContent : ""')
+            if tip and '\n' in tip and 'worker local-w' in tip:
+                found = (x, y, tip)
+                break
+        if found:
+            break
+    assert found, 'no tooltip anywhere on the timeline'
+    print('tooltip:', repr(found[2]))
+    name = found[2].split('\n')[0]
+    b.mouse('mousePressed', found[0], found[1])
+    b.mouse('mouseReleased', found[0], found[1])
+    assert q('document.getElementById("f-name").value') == name, q('document.getElementById("f-name").value')
+    assert name in q('Array.from(document.querySelectorAll("#tests-body tr.row td")).map(function (t) { return t.textContent; })')
+    assert q('document.title').startswith('kpar run '), q('document.title')
+    assert not b.problems, b.problems
+
+    # 10,000 tests: pages of 100, sorting, a filter that matches nothing
+    b.open(big_url)
+    assert count() == '10000 of 10000 tests match', count()
+    first = q('document.querySelector("#tests-body tr.row td:nth-child(2)").textContent')
+    q('Array.from(document.querySelectorAll("button")).filter(function (x) { return x.textContent.indexOf("next") === 0; }).pop().click()')
+    assert q('document.querySelectorAll("#tests-body tr.row").length') == 100
+    assert q('document.querySelector("#tests-body tr.row td:nth-child(2)").textContent') != first
+    q('document.querySelectorAll("#tests th")[2].click()')  # seconds, ascending
+    secs = q('Array.from(document.querySelectorAll("#tests-body tr.row td:nth-child(3)")).map(function (t) { return parseFloat(t.textContent); })')
+    assert secs == sorted(secs) and len(secs) == 100, secs
+    q('var s = document.getElementById("f-name"); s.value = "no such test"; s.dispatchEvent(new Event("input"))')
+    assert count() == '0 of 10000 tests match', count()
+    assert not b.problems, b.problems
+print('ok: filters, output, tooltip, click, pages, sorting; no console message')
+PY
+	fail "the report does not work as a user uses it"
+
 # A screenshot: a PNG of the window's size with something drawn on it.
 browse shot.out shot.err "file://$P/$R/index.html" --window-size=1280,2000 --screenshot="$T/report.png" \
 	|| { cat shot.err; fail "chromium could not take a screenshot"; }
@@ -179,10 +271,8 @@ expect_eq "$1x$2" "1280x2000" "screenshot size"
 python3 -c "import sys; sys.exit(not 0.02 < float(sys.argv[1]) < 0.9)" "$4" || fail "the screenshot is blank ($4 inked)"
 [ -n "${KPAR_HTML_SCREENSHOT:-}" ] && cp "$T/report.png" "$KPAR_HTML_SCREENSHOT"
 
-# 10,000 tests on 64 workers, with long failure outputs: no console
-# message, every test counted, the list paginated.
-KPAR_HTML_GEN_DIR=$T/big "$KPAR_TOP_BUILDDIR/tests/unit/test_html" big >big.out 2>&1 ||
-	{ cat big.out; fail "could not generate the 10,000-test page"; }
+# The 10,000 tests: no console message, every test counted, the list
+# paginated.
 browse bigdom bigerr "file://$T/big/index.html" --dump-dom || { cat bigerr; fail "chromium failed on 10,000 tests"; }
 grep 'CONSOLE' bigerr && fail "the 10,000-test page logged to the console"
 expect_grep 'id="total-tests">10000<' bigdom "10,000 tests counted"
