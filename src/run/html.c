@@ -3,6 +3,7 @@
  * build time (html_page.inc). */
 #include "config.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +47,13 @@ static char *clean_text(const char *data, size_t len)
 	}
 	kpar_buf_putc(&b, '\0');  /* an empty text is "" rather than NULL */
 	return kpar_buf_detach(&b, NULL);
+}
+
+/* Times to the millisecond: the page has no use for more digits, and
+ * 10,000 tests' worth of them would weigh on its size. */
+static double ms(double secs)
+{
+	return floor(secs * 1000 + 0.5) / 1000;
 }
 
 static void add_text(cJSON *o, const char *key, const char *data, size_t len)
@@ -96,7 +104,7 @@ static cJSON *build_data(const struct kpar_run_info *ri, const struct kpar_bucke
 	add_text(root, "backend", ri->backend ? ri->backend : "?", ri->backend ? strlen(ri->backend) : 1);
 	cJSON_AddNumberToObject(root, "nbuckets", (double)ri->nbuckets);
 	cJSON_AddNumberToObject(root, "started", t0);
-	cJSON_AddNumberToObject(root, "wall", ri->started > 0 ? t1 - ri->started : t1 - t0);
+	cJSON_AddNumberToObject(root, "wall", ms(ri->started > 0 ? t1 - ri->started : t1 - t0));
 	if (events && *events)
 		add_text(root, "events", events, strlen(events));
 
@@ -110,8 +118,8 @@ static cJSON *build_data(const struct kpar_run_info *ri, const struct kpar_bucke
 		cJSON_AddNumberToObject(b, "n", r->bucket);
 		cJSON_AddNumberToObject(b, "a", r->attempt);
 		add_text(b, "w", w, strlen(w));
-		cJSON_AddNumberToObject(b, "s", r->started > 0 ? r->started - t0 : 0);
-		cJSON_AddNumberToObject(b, "e", r->finished > 0 ? r->finished - t0 : 0);
+		cJSON_AddNumberToObject(b, "s", r->started > 0 ? ms(r->started - t0) : 0);
+		cJSON_AddNumberToObject(b, "e", r->finished > 0 ? ms(r->finished - t0) : 0);
 		if (bucket_lost(r))
 			cJSON_AddTrueToObject(b, "lost");
 		cJSON_AddItemToArray(buckets, b);
@@ -121,7 +129,7 @@ static cJSON *build_data(const struct kpar_run_info *ri, const struct kpar_bucke
 
 			add_text(o, "id", t->id, strlen(t->id));
 			cJSON_AddStringToObject(o, "st", kpar_status_name(t->status));
-			cJSON_AddNumberToObject(o, "sec", t->seconds);
+			cJSON_AddNumberToObject(o, "sec", ms(t->seconds));
 			cJSON_AddNumberToObject(o, "att", t->attempts);
 			cJSON_AddNumberToObject(o, "exit", t->exit_code);
 			cJSON_AddNumberToObject(o, "b", (double)i);
@@ -157,7 +165,7 @@ static cJSON *build_data(const struct kpar_run_info *ri, const struct kpar_bucke
 	cJSON_AddNumberToObject(tot, "errors", (double)errors);
 	cJSON_AddNumberToObject(tot, "skipped", (double)skipped);
 	cJSON_AddNumberToObject(tot, "flaky", (double)flaky);
-	cJSON_AddNumberToObject(tot, "test_time", test_time);
+	cJSON_AddNumberToObject(tot, "test_time", ms(test_time));
 	cJSON_AddStringToObject(root, "verdict", failed || errors ? "fail" : "pass");
 	kpar_buf_free(&out);
 	return root;
