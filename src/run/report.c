@@ -10,6 +10,7 @@
 #include "base/buf.h"
 #include "base/error.h"
 #include "base/fs.h"
+#include "run/html.h"
 #include "run/junit.h"
 #include "run/report.h"
 #include "run/testlog.h"
@@ -260,6 +261,8 @@ int kpar_report_write(const struct kpar_conf *c, struct kpar_state *st, long lon
 	free(path);
 	path = kpar_fs_join(dir, "summary.txt");
 	if ((rc = kpar_fs_write_atomic(path, sum.data, sum.len)) < 0)
+		goto done;
+	if ((rc = kpar_html_write(dir, &ri, res, nres, events)) < 0)
 		goto done;
 	free(path);
 	/* The verdict goes last: it is the file Make checks, so it must only
