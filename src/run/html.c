@@ -16,6 +16,7 @@
 #include "base/error.h"
 #include "base/fs.h"
 #include "run/html.h"
+#include "run/testlog.h"
 
 #include "src/run/html_page.inc"
 
@@ -133,6 +134,11 @@ static cJSON *build_data(const struct kpar_run_info *ri, const struct kpar_bucke
 			cJSON_AddNumberToObject(o, "att", t->attempts);
 			cJSON_AddNumberToObject(o, "exit", t->exit_code);
 			cJSON_AddNumberToObject(o, "b", (double)i);
+			/* the test's whole log, beside this page (testlog.h) */
+			kpar_buf_clear(&out);
+			kpar_buf_puts(&out, "logs/");
+			kpar_testlog_name(t->id, &out);
+			add_text(o, "log", out.data, out.len);
 			ntests++;
 			test_time += t->seconds;
 			switch (t->status) {

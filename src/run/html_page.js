@@ -9,6 +9,14 @@
   var STATUS_ORDER = ['fail', 'error', 'flaky', 'skip', 'pass'];
   var app = document.getElementById('app');
 
+  // A link to a test's log: each path component percent-encoded, as ids
+  // may hold '#', '?' or spaces.
+  function logLink(t) {
+    if (t.log === undefined) return null;
+    var a = el('a', 'log', 'log');
+    a.href = t.log.split('/').map(encodeURIComponent).join('/');
+    return a;
+  }
   function el(tag, cls, text) {
     var e = document.createElement(tag);
     if (cls) e.className = cls;
@@ -141,7 +149,7 @@
       var t = bad[shownBad], box = el('div', 'failure st-' + t.st);
       var head = add(el('div', 'head'), badge(t.st), el('span', 'id fail-id', t.id),
         el('span', 'where', where(t) + ', exit ' + t.exit + ', ' + secs(t.sec) +
-          (t.att > 1 ? ', ' + t.att + ' attempts' : '')));
+          (t.att > 1 ? ', ' + t.att + ' attempts' : '')), logLink(t));
       var pre = el('pre', 'out', t.out === undefined ? '(no output)' : t.out);
       add(box, head, pre);
       sf.insertBefore(box, moreBad);
@@ -483,8 +491,8 @@
         d = el('tr', 'detail');
         var td = el('td');
         td.colSpan = cols.length;
-        add(td, el('pre', null, (t.st === 'skip' && t.why !== undefined ? 'reason: ' + t.why + '\n\n' : '') +
-          (t.out !== undefined ? t.out : t.st === 'pass' ? "(a passing test's output is in junit.xml)" : '(no output)')));
+        add(td, logLink(t), el('pre', null, (t.st === 'skip' && t.why !== undefined ? 'reason: ' + t.why + '\n\n' : '') +
+          (t.out !== undefined ? t.out : t.st === 'pass' ? "(a passing test's output is in its log)" : '(no output)')));
         add(d, td);
         tbody.insertBefore(d, r.nextSibling);
         open[t.id] = 1;

@@ -153,7 +153,17 @@ assert 'skip-one' in dom.by_id['skipped'] and 'SKIP: needs network' in dom.by_id
 assert not [t for t, a in dom.tags if t == 'img' or 'onerror' in a], [t for t in dom.tags if t[0] == 'img']
 assert [t for t, a in dom.tags if t == 'script'] == ['script', 'script']
 assert dom.by_id['tests-count'] == '%d of %d tests match' % (len(cases), len(cases)), dom.by_id['tests-count']
-print('ok: totals, failures, skip reason, hostile id as text')
+# each failure links its log, and every link opens a file that is there,
+# the hostile id's too (its href percent-encoded)
+import os, urllib.parse
+links = [a['href'] for t, a in dom.tags if t == 'a' and a.get('class') == 'log']
+assert len(links) == len(failed + errors), links
+report = os.path.dirname(sys.argv[2])
+for h in links:
+    assert not h.startswith('/') and '..' not in h.split('/'), h
+    path = os.path.join(report, urllib.parse.unquote(h))
+    assert os.path.isfile(path), (h, path)
+print('ok: totals, failures, skip reason, hostile id as text, logs linked')
 PY
 
 # Filters, through the address: by status, then by name.
