@@ -43,6 +43,8 @@ static const struct setting {
 	{ "group", STR, F(group), "", 0, 0, NULL, 0 },
 	{ "progress", STR, F(progress), "auto", 0, 0, NULL, 0 },
 	{ "test-lines", STR, F(test_lines), "failed", 0, 0, NULL, 0 },
+	{ "only", STR, F(only), "", 0, 0, NULL, 0 },
+	{ "recheck", BOOL, F(recheck), "0", 0, 0, NULL, 0 },
 	{ "workers", LONG, F(workers), NULL, 1, 0, NULL, 0 },
 	{ "buckets", LONG, F(buckets), "0", 0, 0, NULL, 0 },
 	/* the worker takes these in a pod: it bounds them as it always has */

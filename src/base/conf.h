@@ -28,6 +28,8 @@ struct kpar_conf {
 				names its group; a group's tests share buckets (batch mode) */
 	char *progress;      /* KPAR_PROGRESS: auto | always | never */
 	char *test_lines;    /* KPAR_TEST_LINES: none | failed | all: a PASS:/FAIL: line per test */
+	char *only;          /* KPAR_ONLY: globs; run only the tests they match */
+	int recheck;         /* KPAR_RECHECK: run only the tests whose latest result failed */
 	long workers;        /* KPAR_WORKERS: parallel workers; default: online CPUs */
 	long buckets;        /* KPAR_BUCKETS: 0 = auto (8 per worker, at most one per test) */
 	long retries;        /* KPAR_RETRIES: extra attempts for a failed test */

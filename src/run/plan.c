@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <dirent.h>
+#include <fnmatch.h>
 #include <math.h>
 #include <regex.h>
 #include <stdio.h>
@@ -167,6 +168,10 @@ int kpar_plan_load(const char *path, struct kpar_plan *out)
 	out->digest = json_str(root, "plan");
 	out->tests_digest = json_str(root, "tests_digest");
 	out->inputs_digest = json_str(root, "inputs_digest");
+	{
+		const cJSON *l = cJSON_GetObjectItemCaseSensitive(root, "listed");
+		out->listed = cJSON_IsNumber(l) && l->valuedouble >= 0 ? (size_t)l->valuedouble : 0;
+	}
 	buckets = cJSON_GetObjectItemCaseSensitive(root, "buckets");
 	if (!out->key || !out->digest || !out->tests_digest || !out->inputs_digest ||
 	    !cJSON_IsArray(buckets)) {
@@ -258,6 +263,8 @@ static int write_plan(const struct kpar_conf *c, struct kpar_plan *p, int *chang
 	cJSON_AddStringToObject(root, "tests_digest", p->tests_digest);
 	cJSON_AddStringToObject(root, "inputs_digest", p->inputs_digest);
 	cJSON_AddNumberToObject(root, "tests", (double)p->ntests);
+	if (p->listed > p->ntests)
+		cJSON_AddNumberToObject(root, "listed", (double)p->listed);
 	arr = cJSON_AddArrayToObject(root, "buckets");
 	for (i = 0; i < p->nbuckets; i++) {
 		cJSON *b = cJSON_CreateObject(), *tests;
@@ -391,6 +398,58 @@ done:
 	return rc;
 }
 
+/* KPAR_ONLY and KPAR_RECHECK: keep the tests to run now.  KPAR_ONLY's
+ * words are globs (fnmatch, '*' crossing '/') matched against whole ids;
+ * KPAR_RECHECK keeps the tests whose latest result (any earlier run) is a
+ * failure or an error.  Both set: a test must pass both.  st may be NULL
+ * (no history: nothing to recheck).  Returns the number kept, or a
+ * negative error; KPAR_ONLY matching nothing is an error naming it. */
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static long select_tests(const struct kpar_conf *c, struct kpar_state *st, struct kpar_strv *tests)
+{
+	struct kpar_strv words = KPAR_STRV_INIT, failed = KPAR_STRV_INIT, kept = KPAR_STRV_INIT;
+	size_t i, j, listed = tests->n;
+	long rc = 0;
+
+	if (!*c->only && !c->recheck)
+		return (long)tests->n;
+	if ((rc = kpar_testlist_from_words(c->only, &words)) < 0) {
+		kpar_error_prefix((int)rc, "KPAR_ONLY");
+		goto done;
+	}
+	if (c->recheck && st && (rc = kpar_state_latest_failed(st, &failed)) < 0)
+		goto done;
+	kpar_strv_sort(&failed);
+	for (i = 0; i < tests->n; i++) {
+		const char *id = tests->v[i], *key = id;
+		int ok = words.n == 0;
+		for (j = 0; !ok && j < words.n; j++)
+			ok = fnmatch(words.v[j], id, 0) == 0;
+		if (ok && c->recheck)
+			ok = bsearch(&key, failed.v, failed.n, sizeof *failed.v, cmp_str) != NULL;
+		if (ok)
+			kpar_strv_push(&kept, id);
+	}
+	if (kept.n == 0 && *c->only) {
+		rc = kpar_error_set(KPAR_EINVAL, "KPAR_ONLY '%s' matches none of the %zu tests%s", c->only,
+				    listed, c->recheck ? " that failed last" : "");
+		goto done;
+	}
+	kpar_strv_free(tests);
+	*tests = kept;
+	memset(&kept, 0, sizeof kept);
+	rc = (long)tests->n;
+done:
+	kpar_strv_free(&words);
+	kpar_strv_free(&failed);
+	kpar_strv_free(&kept);
+	return rc;
+}
+
 /* The plan key of the tests (tdig: their list's digest): what the results
  * depend on and every setting the split reads (a plan kept across a
  * changed one is not the plan the settings ask for).  A finished run is
@@ -420,6 +479,13 @@ static int plan_key(const struct kpar_conf *c, sqlite3 *db, const struct kpar_st
 	}
 	if ((rc = history_key(c, db, tests, do_import, &kb, nimp)) < 0)
 		goto done;
+	if (*c->only || c->recheck) {
+		/* the part chosen, by name: a recheck after another run chooses anew */
+		size_t i;
+		kpar_buf_printf(&kb, "only %s\nrecheck %d\n", c->only, c->recheck);
+		for (i = 0; i < tests->n; i++)
+			kpar_buf_printf(&kb, "run %s\n", tests->v[i]);
+	}
 	kpar_digest_str(kb.data, kb.len, key);
 done:
 	kpar_buf_free(&kb);
@@ -434,6 +500,7 @@ int kpar_plan_stale(const struct kpar_conf *c, int *stale)
 	char *plan_path = kpar_conf_path(c, "plan.json");
 	char inputs[KPAR_DIGEST_STR], tdig[KPAR_DIGEST_STR], key[KPAR_DIGEST_STR];
 	size_t nimp;
+	long sel;
 	int rc;
 
 	*stale = 1;
@@ -446,6 +513,15 @@ int kpar_plan_stale(const struct kpar_conf *c, int *stale)
 			goto done;
 		kpar_error_clear();
 		st = NULL;
+	}
+	if ((sel = select_tests(c, st, &tests)) < 0) {
+		rc = (int)sel;
+		goto done;
+	}
+	if (sel == 0) {
+		*stale = 0;  /* nothing to recheck: the plan on disk stays */
+		rc = 0;
+		goto done;
 	}
 	if ((rc = plan_key(c, st ? kpar_state_db(st) : NULL, &tests, 0, &nimp, tdig, inputs, key)) < 0)
 		goto done;
@@ -471,15 +547,30 @@ int kpar_plan_make(const struct kpar_conf *c, struct kpar_plan *out, int *change
 	size_t nb, i, *bucket_of = NULL;
 	char **groups = NULL;
 	double *secs = NULL;
-	size_t nimported = 0;
+	size_t nimported = 0, listed;
+	long sel;
 	char inputs[KPAR_DIGEST_STR], tdig[KPAR_DIGEST_STR], key[KPAR_DIGEST_STR], pdig[KPAR_DIGEST_STR];
 	int rc;
 
 	memset(out, 0, sizeof *out);
 	*changed = 0;
 	/* the list first: a missing one must not create the state database */
-	if ((rc = read_list(c, &tests, tdig)) < 0 || (rc = kpar_state_open(&st, c->state_dir, 0)) < 0 ||
-	    (rc = plan_key(c, kpar_state_db(st), &tests, 1, &nimported, tdig, inputs, key)) < 0)
+	if ((rc = read_list(c, &tests, tdig)) < 0 || (rc = kpar_state_open(&st, c->state_dir, 0)) < 0)
+		goto done;
+	listed = tests.n;
+	if ((sel = select_tests(c, st, &tests)) < 0) {
+		rc = (int)sel;
+		goto done;
+	}
+	if (sel == 0) {
+		/* A recheck with nothing failed: the last run's plan (and so
+		 * its verdict) stands. */
+		fprintf(stderr, "kpar: nothing to recheck: no test failed or erred in its latest run\n");
+		if ((rc = kpar_plan_load(plan_path, out)) < 0)
+			kpar_error_prefix(rc, "nothing to recheck, and no plan");
+		goto done;
+	}
+	if ((rc = plan_key(c, kpar_state_db(st), &tests, 1, &nimported, tdig, inputs, key)) < 0)
 		goto done;
 	nb = c->buckets > 0 ? (size_t)c->buckets : (size_t)c->workers * BUCKETS_PER_WORKER;
 	if (nb > tests.n)
@@ -532,6 +623,7 @@ int kpar_plan_make(const struct kpar_conf *c, struct kpar_plan *out, int *change
 	out->tests_digest = kpar_xstrdup(tdig);
 	out->inputs_digest = kpar_xstrdup(inputs);
 	out->imported = nimported;
+	out->listed = listed;
 	rc = write_plan(c, out, changed);
 done:
 	if (rc < 0)

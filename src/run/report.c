@@ -12,6 +12,7 @@
 #include "base/fs.h"
 #include "run/html.h"
 #include "run/junit.h"
+#include "run/testlist.h"
 #include "run/report.h"
 #include "run/testlog.h"
 
@@ -104,7 +105,7 @@ static void build_summary(const struct kpar_run_info *ri, const char *events,
 {
 	struct worker_time *wt = NULL;
 	struct test_ref *refs;
-	size_t nw = 0, i, j, nrefs = 0, total_tests = 0;
+	size_t nw = 0, i, j, nrefs = 0, total_tests = 0, reused = 0;
 	double test_time = 0, wall;
 	double maxbusy = 0, sumbusy = 0;
 
@@ -121,6 +122,25 @@ static void build_summary(const struct kpar_run_info *ri, const char *events,
 	for (i = 0; i < nres; i++) {
 		struct kpar_bucket_result *r = &res[i];
 		const char *w = r->worker ? r->worker : "?";
+		if (r->bucket == 0) {   /* reused from an earlier run (add_reused) */
+			for (j = 0; j < r->ntests; j++) {
+				const struct kpar_test_result *t = &r->tests[j];
+				refs[nrefs].t = t;
+				refs[nrefs].bucket = 0;
+				refs[nrefs].worker = w;
+				nrefs++;
+				tot->tests++;
+				reused++;
+				switch (t->status) {
+				case KPAR_PASS: tot->passed++; break;
+				case KPAR_FAIL: tot->failed++; break;
+				case KPAR_ERROR: tot->errors++; break;
+				case KPAR_SKIP: tot->skipped++; break;
+				case KPAR_FLAKY: tot->flaky++; tot->passed++; break;
+				}
+			}
+			continue;
+		}
 		for (j = 0; j < nw && strcmp(wt[j].name, w) != 0; j++)
 			;
 		if (j == nw) {
@@ -157,8 +177,12 @@ static void build_summary(const struct kpar_run_info *ri, const char *events,
 		const struct kpar_test_result *t = refs[i].t;
 		if (t->status != KPAR_FAIL && t->status != KPAR_ERROR)
 			continue;
-		kpar_buf_printf(b, "\n%s: %s  (bucket %d, worker %s, exit %d, ", t->status == KPAR_FAIL ? "FAIL" : "ERROR",
-				t->id, refs[i].bucket, refs[i].worker, t->exit_code);
+		if (refs[i].bucket == 0)
+			kpar_buf_printf(b, "\n%s: %s  (reused from %s, exit %d, ", t->status == KPAR_FAIL ? "FAIL" : "ERROR",
+					t->id, refs[i].worker, t->exit_code);
+		else
+			kpar_buf_printf(b, "\n%s: %s  (bucket %d, worker %s, exit %d, ", t->status == KPAR_FAIL ?
+					"FAIL" : "ERROR", t->id, refs[i].bucket, refs[i].worker, t->exit_code);
 		fmt_secs(b, t->seconds);
 		kpar_buf_puts(b, ")\n");
 		if (t->output && t->output_len)
@@ -201,6 +225,10 @@ static void build_summary(const struct kpar_run_info *ri, const char *events,
 		kpar_buf_printf(b, "  imbalance: busiest worker %.2fx the mean\n", maxbusy / (sumbusy / (double)nw));
 	if (events && *events)
 		kpar_buf_printf(b, "\nEvents on the platform (%s):\n%s", ri->backend ? ri->backend : "?", events);
+	if (reused)
+		kpar_buf_printf(b, "\nThis run ran %zu of the %zu tests (KPAR_ONLY or a recheck); the other %zu "
+				"test%s show their latest result from an earlier run.\n", tot->tests - reused,
+				tot->tests, reused, kpar_buf_plural(reused));
 	kpar_buf_puts(b, "\n");
 	kpar_buf_printf(b, "%zu test%s: %zu passed, %zu failed, %zu error%s, %zu skipped, %zu flaky  |  ",
 			tot->tests, kpar_buf_plural(tot->tests), tot->passed, tot->failed, tot->errors,
@@ -218,6 +246,41 @@ static void build_summary(const struct kpar_run_info *ri, const char *events,
 	free(refs);
 }
 
+/* A run of part of the list (KPAR_ONLY, KPAR_RECHECK) reports the whole
+ * suite: each test it did not run comes with its latest result from an
+ * earlier run, in pseudo-buckets numbered 0 whose worker names that run. */
+static int add_reused(const struct kpar_conf *c, struct kpar_state *st, long long run,
+		      struct kpar_bucket_result **res, size_t *nres)
+{
+	struct kpar_strv ids = KPAR_STRV_INIT;
+	struct kpar_bucket_result *old = NULL;
+	char *path = NULL, *list = NULL, *partial = NULL;
+	size_t nold = 0, len = 0;
+	int rc = 0;
+
+	if (kpar_state_run_meta_get(st, run, "run.partial", &partial) < 0 || strcmp(partial, "1") != 0) {
+		kpar_error_clear();
+		goto done;   /* the whole list ran */
+	}
+	path = kpar_conf_path(c, "tests.list");
+	if ((rc = kpar_fs_read_all(path, &list, &len)) < 0 ||
+	    (rc = kpar_testlist_parse(list, len, path, &ids)) < 0)
+		goto done;
+	kpar_testlist_canonicalise(&ids);
+	if ((rc = kpar_state_reused(st, run, &ids, &old, &nold)) < 0 || nold == 0)
+		goto done;
+	*res = kpar_xrealloc(*res, (*nres + nold) * sizeof **res);
+	memcpy(*res + *nres, old, nold * sizeof *old);
+	*nres += nold;
+	free(old);
+done:
+	kpar_strv_free(&ids);
+	free(partial);
+	free(list);
+	free(path);
+	return rc;
+}
+
 int kpar_report_write(const struct kpar_conf *c, struct kpar_state *st, long long run,
 		      struct kpar_report_totals *totals)
 {
@@ -231,7 +294,7 @@ int kpar_report_write(const struct kpar_conf *c, struct kpar_state *st, long lon
 
 	memset(&ri, 0, sizeof ri);
 	if ((rc = kpar_state_run_get(st, run, &ri)) < 0 || (rc = kpar_state_results(st, run, &res, &nres)) < 0 ||
-	    (rc = kpar_fs_mkdir_p(dir, 0755)) < 0)
+	    (rc = add_reused(c, st, run, &res, &nres)) < 0 || (rc = kpar_fs_mkdir_p(dir, 0755)) < 0)
 		goto done;
 	ptrs = kpar_xcalloc(nres ? nres : 1, sizeof *ptrs);
 	for (i = 0; i < nres; i++)

@@ -537,6 +537,129 @@ done:
 	return 0;
 }
 
+long long kpar_state_partial_since(struct kpar_state *st, const char *tests_digest,
+				   const char *inputs_digest, long long *last)
+{
+	static const char partial[] = "EXISTS (SELECT 1 FROM run_meta m WHERE m.run = r.id"
+				      " AND m.key = 'run.partial' AND m.value = '1')";
+	sqlite3_stmt *s = NULL;
+	char *sql;
+	long long full = 0;
+	int ok = 1;
+
+	*last = 0;
+	sql = kpar_xasprintf("SELECT MAX(r.id) FROM runs r WHERE r.status = 'complete' AND r.tests_digest IS ?1"
+			     " AND r.inputs_digest IS ?2 AND NOT %s", partial);
+	if (prepare(st, sql, &s) < 0)
+		goto fail;
+	sqlite3_bind_text(s, 1, tests_digest, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, inputs_digest, -1, SQLITE_STATIC);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		full = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	s = NULL;
+	free(sql);
+	sql = NULL;
+	if (full <= 0)
+		return 0;
+	/* every later run: complete, partial, of the same list and inputs */
+	sql = kpar_xasprintf("SELECT r.id, r.status = 'complete' AND r.tests_digest IS ?2"
+			     " AND r.inputs_digest IS ?3 AND %s FROM runs r WHERE r.id > ?1 ORDER BY r.id", partial);
+	if (prepare(st, sql, &s) < 0)
+		goto fail;
+	sqlite3_bind_int64(s, 1, full);
+	sqlite3_bind_text(s, 2, tests_digest, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 3, inputs_digest, -1, SQLITE_STATIC);
+	while (ok && sqlite3_step(s) == SQLITE_ROW) {
+		*last = sqlite3_column_int64(s, 0);
+		ok = sqlite3_column_int(s, 1);
+	}
+	sqlite3_finalize(s);
+	free(sql);
+	if (!ok || *last == 0) {
+		*last = 0;
+		return 0;
+	}
+	return full;
+fail:
+	sqlite3_finalize(s);
+	free(sql);
+	kpar_error_clear();
+	return 0;
+}
+
+int kpar_state_latest_failed(struct kpar_state *st, struct kpar_strv *out)
+{
+	sqlite3_stmt *s = NULL;
+	int rc;
+
+	if ((rc = prepare(st, "SELECT r.test FROM results r JOIN (SELECT test, MAX(run) AS m FROM results"
+			  " GROUP BY test) x ON r.test = x.test AND r.run = x.m"
+			  " WHERE r.status IN ('fail', 'error')", &s)) < 0)
+		return rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		kpar_strv_push(out, (const char *)sqlite3_column_text(s, 0));
+	rc = rc == SQLITE_DONE ? 0 : db_error(st, "read the latest results");
+	sqlite3_finalize(s);
+	return rc;
+}
+
+static int cmp_id(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int kpar_state_reused(struct kpar_state *st, long long run, const struct kpar_strv *ids,
+		      struct kpar_bucket_result **out, size_t *n)
+{
+	sqlite3_stmt *s = NULL;
+	struct kpar_bucket_result *res = NULL;
+	size_t nres = 0;
+	long long last_from = -1;
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	/* latest first by run, so each earlier run's tests come together */
+	if ((rc = prepare(st, "SELECT r.test, r.status, r.seconds, r.attempts, r.exit_code, r.output, r.run"
+			  " FROM results r JOIN (SELECT test, MAX(run) AS m FROM results WHERE run < ?1"
+			  " GROUP BY test) x ON r.test = x.test AND r.run = x.m"
+			  " WHERE NOT EXISTS (SELECT 1 FROM results c WHERE c.run = ?1 AND c.test = r.test)"
+			  " ORDER BY r.run DESC, r.test", &s)) < 0)
+		return rc;
+	sqlite3_bind_int64(s, 1, run);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		const char *id = (const char *)sqlite3_column_text(s, 0);
+		long long from = sqlite3_column_int64(s, 6);
+		int status = kpar_status_parse((const char *)sqlite3_column_text(s, 1));
+		struct kpar_test_result *tr;
+
+		if (!bsearch(&id, ids->v, ids->n, sizeof *ids->v, cmp_id))
+			continue;  /* no longer listed */
+		if (from != last_from) {
+			res = kpar_xrealloc(res, (nres + 1) * sizeof *res);
+			memset(&res[nres], 0, sizeof *res);
+			res[nres].worker = kpar_xasprintf("run %lld", from);
+			nres++;
+			last_from = from;
+		}
+		tr = kpar_bucket_result_add(&res[nres - 1], id, status < 0 ? KPAR_ERROR : (enum kpar_status)status,
+					    sqlite3_column_double(s, 2), sqlite3_column_blob(s, 5),
+					    (size_t)sqlite3_column_bytes(s, 5));
+		tr->attempts = sqlite3_column_int(s, 3);
+		tr->exit_code = sqlite3_column_int(s, 4);
+	}
+	rc = rc == SQLITE_DONE ? 0 : db_error(st, "read earlier results");
+	sqlite3_finalize(s);
+	if (rc < 0) {
+		kpar_state_results_free(res, nres);
+		return rc;
+	}
+	*out = res;
+	*n = nres;
+	return 0;
+}
+
 void kpar_state_results_free(struct kpar_bucket_result *r, size_t n)
 {
 	size_t i;

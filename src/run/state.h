@@ -67,6 +67,23 @@ int kpar_state_run_meta_get(struct kpar_state *st, long long run, const char *ke
 int kpar_state_collect(struct kpar_state *st, long long run, const struct kpar_bucket_result *r);
 /* Loads the collected results of a run, one kpar_bucket_result per bucket
  * in bucket order.  Free with kpar_state_results_free. */
+/* A complete run of the whole list followed only by complete partial
+ * runs (KPAR_ONLY, recheck: run meta run.partial = 1), all of this test
+ * list and these inputs: returns the full run's id and sets *last to the
+ * latest partial one; 0 when there is no such chain.  Then every test's
+ * latest result is of these inputs (whatever the split into buckets, which
+ * follows the history), and a new run would redo work. */
+long long kpar_state_partial_since(struct kpar_state *st, const char *tests_digest,
+				   const char *inputs_digest, long long *last);
+/* The tests whose latest result, over every run, is a failure or an
+ * error (what a recheck runs again), unsorted. */
+int kpar_state_latest_failed(struct kpar_state *st, struct kpar_strv *out);
+/* For the tests of ids (sorted) that have no result in run: each one's
+ * latest result from an earlier run, as one pseudo-bucket result per
+ * earlier run (bucket 0, worker "run N"): what a partial run's report
+ * shows for the tests it did not run.  *out and *n as kpar_state_results. */
+int kpar_state_reused(struct kpar_state *st, long long run, const struct kpar_strv *ids,
+		      struct kpar_bucket_result **out, size_t *n);
 int kpar_state_results(struct kpar_state *st, long long run,
 		       struct kpar_bucket_result **out, size_t *n);
 void kpar_state_results_free(struct kpar_bucket_result *r, size_t n);
