@@ -37,6 +37,7 @@ static const struct setting {
 	{ "run-mode", STR, F(run_mode), "each", 0, 0, NULL, 0 },
 	{ "backend", STR, F(backend), "local", 0, 0, NULL, 0 },
 	{ "test-inputs", STR, F(inputs), "", 0, 0, NULL, 0 },
+	{ "test-inputs-of", STR, F(inputs_of), "", 0, 0, NULL, 0 },
 	{ "test-env", STR, F(test_env), "", 0, 0, NULL, 0 },
 	{ "hints", STR, F(hints), "", 0, 0, NULL, 0 },
 	{ "history-from", STR, F(history_from), "", 0, 0, NULL, 0 },

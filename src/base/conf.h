@@ -20,6 +20,7 @@ struct kpar_conf {
 	char *run_mode;      /* KPAR_RUN_MODE: each | batch */
 	char *backend;       /* KPAR_BACKEND: local | k8s */
 	char *inputs;        /* KPAR_TEST_INPUTS: files whose contents key the run */
+	char *inputs_of;     /* KPAR_TEST_INPUTS_OF: TEST-PATTERN:INPUT,... words, each test's own inputs */
 	char *test_env;      /* KPAR_TEST_ENV: names of environment variables whose values key the run */
 	char *hints;         /* KPAR_HINTS: "<glob> <seconds>" lines for unknown tests */
 	char *history_from;  /* KPAR_HISTORY_FROM: JUnit XML / .prove files and globs imported

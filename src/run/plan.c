@@ -43,6 +43,8 @@ void kpar_plan_free(struct kpar_plan *p)
 	free(p->digest);
 	free(p->tests_digest);
 	free(p->inputs_digest);
+	kpar_strv_free(&p->own_ids);
+	kpar_strv_free(&p->own_digests);
 	memset(p, 0, sizeof *p);
 }
 
@@ -109,6 +111,8 @@ int kpar_plan_inputs_digest(const struct kpar_conf *c, sqlite3 *db, char out[KPA
 	 * checkouts of one commit get the same digest, plan.json and image. */
 	kpar_buf_printf(&b, "run-cmd\t%s\nrun-mode\t%s\ntimeout\t%g\nretries\t%ld\nretry-timeouts\t%d\n",
 			c->run_cmd, c->run_mode, c->test_timeout, c->retries, c->retry_timeouts);
+	if (*c->inputs_of)   /* a changed mapping: no own digest can be trusted */
+		kpar_buf_printf(&b, "inputs-of\t%s\n", c->inputs_of);
 	{
 		/* The tests read these variables: a changed value is a changed input. */
 		struct kpar_strv names = KPAR_STRV_INIT;
@@ -168,6 +172,15 @@ int kpar_plan_load(const char *path, struct kpar_plan *out)
 	out->digest = json_str(root, "plan");
 	out->tests_digest = json_str(root, "tests_digest");
 	out->inputs_digest = json_str(root, "inputs_digest");
+	{
+		const cJSON *own = cJSON_GetObjectItemCaseSensitive(root, "test_inputs"), *it;
+		cJSON_ArrayForEach(it, own) {
+			if (cJSON_IsString(it) && it->string) {
+				kpar_strv_push(&out->own_ids, it->string);
+				kpar_strv_push(&out->own_digests, it->valuestring);
+			}
+		}
+	}
 	{
 		const cJSON *l = cJSON_GetObjectItemCaseSensitive(root, "listed");
 		out->listed = cJSON_IsNumber(l) && l->valuedouble >= 0 ? (size_t)l->valuedouble : 0;
@@ -265,6 +278,11 @@ static int write_plan(const struct kpar_conf *c, struct kpar_plan *p, int *chang
 	cJSON_AddNumberToObject(root, "tests", (double)p->ntests);
 	if (p->listed > p->ntests)
 		cJSON_AddNumberToObject(root, "listed", (double)p->listed);
+	if (p->own_ids.n) {
+		cJSON *own = cJSON_AddObjectToObject(root, "test_inputs");
+		for (i = 0; i < p->own_ids.n; i++)
+			cJSON_AddStringToObject(own, p->own_ids.v[i], p->own_digests.v[i]);
+	}
 	arr = cJSON_AddArrayToObject(root, "buckets");
 	for (i = 0; i < p->nbuckets; i++) {
 		cJSON *b = cJSON_CreateObject(), *tests;
@@ -398,24 +416,124 @@ done:
 	return rc;
 }
 
-/* KPAR_ONLY and KPAR_RECHECK: keep the tests to run now.  KPAR_ONLY's
- * words are globs (fnmatch, '*' crossing '/') matched against whole ids;
- * KPAR_RECHECK keeps the tests whose latest result (any earlier run) is a
- * failure or an error.  Both set: a test must pass both.  st may be NULL
- * (no history: nothing to recheck).  Returns the number kept, or a
- * negative error; KPAR_ONLY matching nothing is an error naming it. */
+/* KPAR_TEST_INPUTS_OF words "TEST-PATTERN:INPUT,INPUT...", split at the
+ * last ':'.  A pattern with a '%' matches the ids around it and the stem
+ * replaces the '%' of each input; one without names an id.  A test's own
+ * digest covers the inputs of every word it matches, a missing file as
+ * missing (so making it changes the digest); a test no word matches gets
+ * "-": only the global inputs (KPAR_TEST_INPUTS) decide for it. */
+static int own_digests(const struct kpar_conf *c, sqlite3 *db, const struct kpar_strv *tests,
+		       struct kpar_strv *out)
+{
+	struct kpar_strv words = KPAR_STRV_INIT;
+	struct kpar_buf b = KPAR_BUF_INIT;
+	size_t i, w;
+	int rc;
+
+	if ((rc = kpar_testlist_from_words(c->inputs_of, &words)) < 0)
+		return kpar_error_prefix(rc, "KPAR_TEST_INPUTS_OF");
+	for (w = 0; w < words.n; w++)
+		if (!strrchr(words.v[w], ':') || strrchr(words.v[w], ':') == words.v[w]) {
+			rc = kpar_error_set(KPAR_EINVAL, "KPAR_TEST_INPUTS_OF: '%s' is not TEST-PATTERN:INPUT,...",
+					    words.v[w]);
+			goto done;
+		}
+	for (i = 0; i < tests->n; i++) {
+		const char *id = tests->v[i];
+		size_t idlen = strlen(id);
+		int matched = 0;
+
+		kpar_buf_clear(&b);
+		for (w = 0; w < words.n; w++) {
+			const char *pat = words.v[w], *colon = strrchr(pat, ':'), *pct, *in;
+			size_t plen = (size_t)(colon - pat), pre, suf, stemlen = 0;
+			const char *stem = NULL;
+
+			pct = memchr(pat, '%', plen);
+			if (pct) {
+				pre = (size_t)(pct - pat);
+				suf = plen - pre - 1;
+				if (idlen < pre + suf || memcmp(id, pat, pre) != 0 ||
+				    memcmp(id + idlen - suf, pct + 1, suf) != 0)
+					continue;
+				stem = id + pre;
+				stemlen = idlen - pre - suf;
+			} else if (plen != idlen || memcmp(id, pat, plen) != 0) {
+				continue;
+			}
+			matched = 1;
+			for (in = colon + 1; *in;) {
+				size_t n = strcspn(in, ",");
+				struct kpar_buf path = KPAR_BUF_INIT;
+				const char *q = stem ? memchr(in, '%', n) : NULL;
+				char d[KPAR_DIGEST_STR], *full;
+
+				if (q) {
+					kpar_buf_add(&path, in, (size_t)(q - in));
+					kpar_buf_add(&path, stem, stemlen);
+					kpar_buf_add(&path, q + 1, n - (size_t)(q - in) - 1);
+				} else {
+					kpar_buf_add(&path, in, n);
+				}
+				kpar_buf_putc(&path, '\0');
+				if (path.len > 1) {
+					full = path.data[0] == '/' ? kpar_xstrdup(path.data)
+								   : kpar_fs_join(c->root, path.data);
+					if (cached_digest(db, full, d) < 0) {
+						kpar_error_clear();
+						snprintf(d, sizeof d, "missing");
+					}
+					kpar_buf_printf(&b, "%s\t%s\n", path.data, d);
+					free(full);
+				}
+				kpar_buf_free(&path);
+				in += n;
+				if (*in == ',')
+					in++;
+			}
+		}
+		if (matched) {
+			char d[KPAR_DIGEST_STR];
+			kpar_digest_str(b.data ? b.data : "", b.len, d);
+			kpar_strv_push(out, d);
+		} else {
+			kpar_strv_push(out, "-");
+		}
+	}
+	rc = 0;
+done:
+	kpar_strv_free(&words);
+	kpar_buf_free(&b);
+	return rc;
+}
+
 static int cmp_str(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static long select_tests(const struct kpar_conf *c, struct kpar_state *st, struct kpar_strv *tests)
+/* Keeps in *tests (and *own, aligned) the tests to run now:
+ *  - KPAR_ONLY's words are globs (fnmatch, '*' crossing '/') matched
+ *    against whole ids;
+ *  - KPAR_RECHECK keeps the tests whose latest result (any earlier run) is
+ *    a failure or an error; both set, a test must pass both;
+ *  - else, with KPAR_TEST_INPUTS_OF, the tests whose latest result was not
+ *    made with these global inputs and this own digest (incremental).
+ * st may be NULL (no history: nothing to recheck, nothing to reuse).
+ * Returns the number kept, or a negative error; KPAR_ONLY matching nothing
+ * is an error naming it. */
+static long select_tests(const struct kpar_conf *c, struct kpar_state *st, const char *inputs,
+			 struct kpar_strv *tests, struct kpar_strv *own)
 {
-	struct kpar_strv words = KPAR_STRV_INIT, failed = KPAR_STRV_INIT, kept = KPAR_STRV_INIT;
+	struct kpar_strv words = KPAR_STRV_INIT, failed = KPAR_STRV_INIT, kept = KPAR_STRV_INIT,
+			 kept_own = KPAR_STRV_INIT;
+	unsigned char *reuse = NULL;
 	size_t i, j, listed = tests->n;
 	long rc = 0;
 
-	if (!*c->only && !c->recheck)
+	if (*c->inputs_of && (rc = own_digests(c, st ? kpar_state_db(st) : NULL, tests, own)) < 0)
+		goto done;
+	if (!*c->only && !c->recheck && !*c->inputs_of)
 		return (long)tests->n;
 	if ((rc = kpar_testlist_from_words(c->only, &words)) < 0) {
 		kpar_error_prefix((int)rc, "KPAR_ONLY");
@@ -424,6 +542,10 @@ static long select_tests(const struct kpar_conf *c, struct kpar_state *st, struc
 	if (c->recheck && st && (rc = kpar_state_latest_failed(st, &failed)) < 0)
 		goto done;
 	kpar_strv_sort(&failed);
+	reuse = kpar_xcalloc(tests->n ? tests->n : 1, 1);
+	if (!*c->only && !c->recheck && st &&
+	    (rc = kpar_state_reusable(st, inputs, tests, own, reuse)) < 0)
+		goto done;
 	for (i = 0; i < tests->n; i++) {
 		const char *id = tests->v[i], *key = id;
 		int ok = words.n == 0;
@@ -431,8 +553,13 @@ static long select_tests(const struct kpar_conf *c, struct kpar_state *st, struc
 			ok = fnmatch(words.v[j], id, 0) == 0;
 		if (ok && c->recheck)
 			ok = bsearch(&key, failed.v, failed.n, sizeof *failed.v, cmp_str) != NULL;
-		if (ok)
+		if (ok && reuse[i])
+			ok = 0;
+		if (ok) {
 			kpar_strv_push(&kept, id);
+			if (own->n)
+				kpar_strv_push(&kept_own, own->v[i]);
+		}
 	}
 	if (kept.n == 0 && *c->only) {
 		rc = kpar_error_set(KPAR_EINVAL, "KPAR_ONLY '%s' matches none of the %zu tests%s", c->only,
@@ -442,11 +569,16 @@ static long select_tests(const struct kpar_conf *c, struct kpar_state *st, struc
 	kpar_strv_free(tests);
 	*tests = kept;
 	memset(&kept, 0, sizeof kept);
+	kpar_strv_free(own);
+	*own = kept_own;
+	memset(&kept_own, 0, sizeof kept_own);
 	rc = (long)tests->n;
 done:
+	free(reuse);
 	kpar_strv_free(&words);
 	kpar_strv_free(&failed);
 	kpar_strv_free(&kept);
+	kpar_strv_free(&kept_own);
 	return rc;
 }
 
@@ -456,9 +588,9 @@ done:
  * still kept when a changed setting yields the same split: runs are
  * matched by the plan digest, which names the buckets only.  db (may be
  * NULL) caches file digests.  do_import and *nimp: see history_key. */
-static int plan_key(const struct kpar_conf *c, sqlite3 *db, const struct kpar_strv *tests, int do_import,
-		    size_t *nimp, const char tdig[KPAR_DIGEST_STR], char inputs[KPAR_DIGEST_STR],
-		    char key[KPAR_DIGEST_STR])
+static int plan_key(const struct kpar_conf *c, sqlite3 *db, const struct kpar_strv *tests,
+		    const struct kpar_strv *own, int do_import, size_t *nimp, const char tdig[KPAR_DIGEST_STR],
+		    char inputs[KPAR_DIGEST_STR], char key[KPAR_DIGEST_STR])
 {
 	struct kpar_buf kb = KPAR_BUF_INIT;
 	int rc;
@@ -479,12 +611,13 @@ static int plan_key(const struct kpar_conf *c, sqlite3 *db, const struct kpar_st
 	}
 	if ((rc = history_key(c, db, tests, do_import, &kb, nimp)) < 0)
 		goto done;
-	if (*c->only || c->recheck) {
-		/* the part chosen, by name: a recheck after another run chooses anew */
+	if (*c->only || c->recheck || *c->inputs_of) {
+		/* the part chosen, by name and own inputs: a recheck after another
+		 * run, or a test whose input changed again, chooses anew */
 		size_t i;
 		kpar_buf_printf(&kb, "only %s\nrecheck %d\n", c->only, c->recheck);
 		for (i = 0; i < tests->n; i++)
-			kpar_buf_printf(&kb, "run %s\n", tests->v[i]);
+			kpar_buf_printf(&kb, "run %s %s\n", tests->v[i], own && own->n ? own->v[i] : "");
 	}
 	kpar_digest_str(kb.data, kb.len, key);
 done:
@@ -499,6 +632,7 @@ int kpar_plan_stale(const struct kpar_conf *c, int *stale)
 	struct kpar_plan p;
 	char *plan_path = kpar_conf_path(c, "plan.json");
 	char inputs[KPAR_DIGEST_STR], tdig[KPAR_DIGEST_STR], key[KPAR_DIGEST_STR];
+	struct kpar_strv own = KPAR_STRV_INIT;
 	size_t nimp;
 	long sel;
 	int rc;
@@ -514,16 +648,18 @@ int kpar_plan_stale(const struct kpar_conf *c, int *stale)
 		kpar_error_clear();
 		st = NULL;
 	}
-	if ((sel = select_tests(c, st, &tests)) < 0) {
+	if ((rc = kpar_plan_inputs_digest(c, st ? kpar_state_db(st) : NULL, inputs)) < 0)
+		goto done;
+	if ((sel = select_tests(c, st, inputs, &tests, &own)) < 0) {
 		rc = (int)sel;
 		goto done;
 	}
 	if (sel == 0) {
-		*stale = 0;  /* nothing to recheck: the plan on disk stays */
+		*stale = 0;  /* nothing to run: the plan on disk stays */
 		rc = 0;
 		goto done;
 	}
-	if ((rc = plan_key(c, st ? kpar_state_db(st) : NULL, &tests, 0, &nimp, tdig, inputs, key)) < 0)
+	if ((rc = plan_key(c, st ? kpar_state_db(st) : NULL, &tests, &own, 0, &nimp, tdig, inputs, key)) < 0)
 		goto done;
 	if (kpar_plan_load(plan_path, &p) == 0 && strcmp(p.key, key) == 0)
 		*stale = 0;
@@ -533,6 +669,7 @@ done:
 	kpar_plan_free(&p);
 	kpar_state_close(st);
 	kpar_strv_free(&tests);
+	kpar_strv_free(&own);
 	free(plan_path);
 	return rc;
 }
@@ -548,6 +685,7 @@ int kpar_plan_make(const struct kpar_conf *c, struct kpar_plan *out, int *change
 	char **groups = NULL;
 	double *secs = NULL;
 	size_t nimported = 0, listed;
+	struct kpar_strv own = KPAR_STRV_INIT;
 	long sel;
 	char inputs[KPAR_DIGEST_STR], tdig[KPAR_DIGEST_STR], key[KPAR_DIGEST_STR], pdig[KPAR_DIGEST_STR];
 	int rc;
@@ -558,19 +696,22 @@ int kpar_plan_make(const struct kpar_conf *c, struct kpar_plan *out, int *change
 	if ((rc = read_list(c, &tests, tdig)) < 0 || (rc = kpar_state_open(&st, c->state_dir, 0)) < 0)
 		goto done;
 	listed = tests.n;
-	if ((sel = select_tests(c, st, &tests)) < 0) {
+	if ((rc = kpar_plan_inputs_digest(c, kpar_state_db(st), inputs)) < 0)
+		goto done;
+	if ((sel = select_tests(c, st, inputs, &tests, &own)) < 0) {
 		rc = (int)sel;
 		goto done;
 	}
 	if (sel == 0) {
-		/* A recheck with nothing failed: the last run's plan (and so
-		 * its verdict) stands. */
-		fprintf(stderr, "kpar: nothing to recheck: no test failed or erred in its latest run\n");
+		/* A recheck with nothing failed, or no test whose inputs
+		 * changed: the last run's plan (and so its verdict) stands. */
+		if (c->recheck)
+			fprintf(stderr, "kpar: nothing to recheck: no test failed or erred in its latest run\n");
 		if ((rc = kpar_plan_load(plan_path, out)) < 0)
-			kpar_error_prefix(rc, "nothing to recheck, and no plan");
+			kpar_error_prefix(rc, "nothing to run, and no plan");
 		goto done;
 	}
-	if ((rc = plan_key(c, kpar_state_db(st), &tests, 1, &nimported, tdig, inputs, key)) < 0)
+	if ((rc = plan_key(c, kpar_state_db(st), &tests, &own, 1, &nimported, tdig, inputs, key)) < 0)
 		goto done;
 	nb = c->buckets > 0 ? (size_t)c->buckets : (size_t)c->workers * BUCKETS_PER_WORKER;
 	if (nb > tests.n)
@@ -624,6 +765,12 @@ int kpar_plan_make(const struct kpar_conf *c, struct kpar_plan *out, int *change
 	out->inputs_digest = kpar_xstrdup(inputs);
 	out->imported = nimported;
 	out->listed = listed;
+	if (own.n) {
+		for (i = 0; i < tests.n; i++)
+			kpar_strv_push(&out->own_ids, tests.v[i]);
+		out->own_digests = own;
+		memset(&own, 0, sizeof own);
+	}
 	rc = write_plan(c, out, changed);
 done:
 	if (rc < 0)
@@ -634,6 +781,7 @@ done:
 			free(groups[i]);
 	free(groups);
 	kpar_strv_free(&tests);
+	kpar_strv_free(&own);
 	kpar_buf_free(&db);
 	free(plan_path);
 	free(secs);

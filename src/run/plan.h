@@ -37,6 +37,9 @@ struct kpar_plan {
 	struct kpar_plan_bucket *buckets;  /* bucket i at index i-1 */
 	size_t ntests;
 	size_t imported;        /* KPAR_HISTORY_FROM files this kpar_plan_make imported */
+	/* KPAR_TEST_INPUTS_OF: each planned test's own inputs digest, ids
+	 * sorted (own_ids.v[i] has own_digests.v[i]); empty without it */
+	struct kpar_strv own_ids, own_digests;
 	size_t listed;          /* tests in tests.list: more than ntests when KPAR_ONLY or
 				   KPAR_RECHECK chose a part (the report takes the rest's
 				   latest results from earlier runs) */

@@ -225,10 +225,19 @@ static void build_summary(const struct kpar_run_info *ri, const char *events,
 		kpar_buf_printf(b, "  imbalance: busiest worker %.2fx the mean\n", maxbusy / (sumbusy / (double)nw));
 	if (events && *events)
 		kpar_buf_printf(b, "\nEvents on the platform (%s):\n%s", ri->backend ? ri->backend : "?", events);
-	if (reused)
-		kpar_buf_printf(b, "\nThis run ran %zu of the %zu tests (KPAR_ONLY or a recheck); the other %zu "
-				"test%s show their latest result from an earlier run.\n", tot->tests - reused,
+	if (reused) {
+		const char *sep = "";
+		kpar_buf_printf(b, "\nThis run ran %zu of the %zu tests (KPAR_ONLY, a recheck or KPAR_TEST_INPUTS_OF); "
+				"the other %zu test%s show their latest result, reused from ", tot->tests - reused,
 				tot->tests, reused, kpar_buf_plural(reused));
+		for (i = 0; i < nres; i++)
+			if (res[i].bucket == 0) {
+				kpar_buf_printf(b, "%s%s (%zu)", sep, res[i].worker ? res[i].worker : "?",
+						res[i].ntests);
+				sep = ", ";
+			}
+		kpar_buf_puts(b, ".\n");
+	}
 	kpar_buf_puts(b, "\n");
 	kpar_buf_printf(b, "%zu test%s: %zu passed, %zu failed, %zu error%s, %zu skipped, %zu flaky  |  ",
 			tot->tests, kpar_buf_plural(tot->tests), tot->passed, tot->failed, tot->errors,

@@ -41,6 +41,10 @@ static const char schema[] =
 	"CREATE TABLE IF NOT EXISTS run_meta("
 	"  run INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE, key TEXT NOT NULL,"
 	"  value TEXT, PRIMARY KEY(run, key));"
+	/* each test's own inputs digest (KPAR_TEST_INPUTS_OF) as the run ran it */
+	"CREATE TABLE IF NOT EXISTS test_inputs("
+	"  run INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE, test TEXT NOT NULL,"
+	"  digest TEXT NOT NULL, PRIMARY KEY(run, test));"
 	"CREATE TABLE IF NOT EXISTS file_digests("
 	"  path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, ino INTEGER, digest TEXT);";
 
@@ -586,6 +590,69 @@ fail:
 	free(sql);
 	kpar_error_clear();
 	return 0;
+}
+
+static int cmp_id(const void *a, const void *b);
+
+int kpar_state_test_inputs_set(struct kpar_state *st, long long run, const struct kpar_strv *ids,
+				const struct kpar_strv *digests)
+{
+	sqlite3_stmt *s = NULL;
+	size_t i;
+	int rc;
+
+	if (ids->n == 0)
+		return 0;
+	if ((rc = exec(st, "BEGIN IMMEDIATE")) < 0)
+		return rc;
+	if ((rc = prepare(st, "INSERT OR REPLACE INTO test_inputs(run, test, digest) VALUES(?1, ?2, ?3)", &s)) < 0)
+		goto fail;
+	for (i = 0; i < ids->n; i++) {
+		sqlite3_reset(s);
+		sqlite3_bind_int64(s, 1, run);
+		sqlite3_bind_text(s, 2, ids->v[i], -1, SQLITE_STATIC);
+		sqlite3_bind_text(s, 3, digests->v[i], -1, SQLITE_STATIC);
+		if (sqlite3_step(s) != SQLITE_DONE) {
+			rc = db_error(st, "record the tests' own inputs");
+			goto fail;
+		}
+	}
+	sqlite3_finalize(s);
+	return exec(st, "COMMIT");
+fail:
+	sqlite3_finalize(s);
+	exec(st, "ROLLBACK");
+	return rc;
+}
+
+int kpar_state_reusable(struct kpar_state *st, const char *inputs_digest, const struct kpar_strv *ids,
+			const struct kpar_strv *own, unsigned char *reuse)
+{
+	sqlite3_stmt *s = NULL;
+	int rc;
+
+	/* each test's latest result, the global inputs of its run and the
+	 * test's own digest then; ids come sorted, as tests.list is */
+	if ((rc = prepare(st, "SELECT r.test, u.inputs_digest, t.digest FROM results r"
+			  " JOIN (SELECT test, MAX(run) AS m FROM results GROUP BY test) x"
+			  " ON r.test = x.test AND r.run = x.m JOIN runs u ON u.id = r.run"
+			  " LEFT JOIN test_inputs t ON t.run = r.run AND t.test = r.test", &s)) < 0)
+		return rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		const char *id = (const char *)sqlite3_column_text(s, 0);
+		const char *in = (const char *)sqlite3_column_text(s, 1);
+		const char *dig = (const char *)sqlite3_column_text(s, 2);
+		char *const *hit = bsearch(&id, ids->v, ids->n, sizeof *ids->v, cmp_id);
+		size_t k;
+
+		if (!hit || !in || strcmp(in, inputs_digest) != 0)
+			continue;
+		k = (size_t)(hit - ids->v);
+		reuse[k] = own->n > k && dig && strcmp(dig, own->v[k]) == 0;
+	}
+	rc = rc == SQLITE_DONE ? 0 : db_error(st, "read the latest results");
+	sqlite3_finalize(s);
+	return rc;
 }
 
 int kpar_state_latest_failed(struct kpar_state *st, struct kpar_strv *out)

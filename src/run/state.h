@@ -75,6 +75,14 @@ int kpar_state_collect(struct kpar_state *st, long long run, const struct kpar_b
  * follows the history), and a new run would redo work. */
 long long kpar_state_partial_since(struct kpar_state *st, const char *tests_digest,
 				   const char *inputs_digest, long long *last);
+/* Records each test's own inputs digest (KPAR_TEST_INPUTS_OF) for run. */
+int kpar_state_test_inputs_set(struct kpar_state *st, long long run, const struct kpar_strv *ids,
+				const struct kpar_strv *digests);
+/* reuse[i] = 1 when ids->v[i] (ids sorted) has a latest result made under
+ * inputs_digest with the own digest own->v[i]: running it again would
+ * give the same result (what KPAR_TEST_INPUTS_OF saves). */
+int kpar_state_reusable(struct kpar_state *st, const char *inputs_digest, const struct kpar_strv *ids,
+			const struct kpar_strv *own, unsigned char *reuse);
 /* The tests whose latest result, over every run, is a failure or an
  * error (what a recheck runs again), unsorted. */
 int kpar_state_latest_failed(struct kpar_state *st, struct kpar_strv *out);

@@ -288,7 +288,8 @@ int kpar_cmd_run(int argc, char **argv)
 		rc = kpar_state_run_begin(st, &in, est, &run);
 		free(est);
 		if (rc < 0 || (rc = kpar_state_run_meta_set(st, run, "run.inputs", inputs)) < 0 ||
-		    (p.listed > p.ntests && (rc = kpar_state_run_meta_set(st, run, "run.partial", "1")) < 0))
+		    (p.listed > p.ntests && (rc = kpar_state_run_meta_set(st, run, "run.partial", "1")) < 0) ||
+		    (rc = kpar_state_test_inputs_set(st, run, &p.own_ids, &p.own_digests)) < 0)
 			goto fail;
 		/* a resume adopts the records under results/: they must be this
 		 * run's, not an earlier run's of the same plan (on Kubernetes

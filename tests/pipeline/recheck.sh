@@ -28,7 +28,7 @@ expect_grep '^5 tests: 4 passed, 1 failed' out
 kmake k8s-recheck >out 2>&1 || { cat out; fail "the recheck"; }
 expect_eq "$(ran)" "t/b," "the recheck ran"
 expect_grep '^5 tests: 5 passed, 0 failed' out
-expect_grep 'ran 1 of the 5 tests .* the other 4 tests show their latest result' out
+expect_grep 'ran 1 of the 5 tests .* the other 4 tests show their latest result, reused from run 1 \(4\)\.$' out
 [ "$(grep -c '<testcase' .kpar/report/junit.xml)" = 5 ] || fail "junit.xml lacks tests after a recheck"
 [ -e ".kpar/report/logs/t/with space.log" ] || fail "no log for a reused test"
 
