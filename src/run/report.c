@@ -99,6 +99,19 @@ static int cmp_slowest(const void *a, const void *b)
 	return strcmp(x->t->id, y->t->id);
 }
 
+/* One vocabulary: a flaky test passed (on a retry) and is counted both. */
+static void count(struct kpar_report_totals *tot, const struct kpar_test_result *t)
+{
+	tot->tests++;
+	switch (t->status) {
+	case KPAR_PASS: tot->passed++; break;
+	case KPAR_FAIL: tot->failed++; break;
+	case KPAR_ERROR: tot->errors++; break;
+	case KPAR_SKIP: tot->skipped++; break;
+	case KPAR_FLAKY: tot->flaky++; tot->passed++; break;
+	}
+}
+
 static void build_summary(const struct kpar_run_info *ri, const char *events,
 			  struct kpar_bucket_result *res, size_t nres, const char *logs,
 			  struct kpar_report_totals *tot, struct kpar_buf *b)
@@ -129,15 +142,8 @@ static void build_summary(const struct kpar_run_info *ri, const char *events,
 				refs[nrefs].bucket = 0;
 				refs[nrefs].worker = w;
 				nrefs++;
-				tot->tests++;
 				reused++;
-				switch (t->status) {
-				case KPAR_PASS: tot->passed++; break;
-				case KPAR_FAIL: tot->failed++; break;
-				case KPAR_ERROR: tot->errors++; break;
-				case KPAR_SKIP: tot->skipped++; break;
-				case KPAR_FLAKY: tot->flaky++; tot->passed++; break;
-				}
+				count(tot, t);
 			}
 			continue;
 		}
@@ -159,15 +165,8 @@ static void build_summary(const struct kpar_run_info *ri, const char *events,
 			refs[nrefs].bucket = r->bucket;
 			refs[nrefs].worker = w;
 			nrefs++;
-			tot->tests++;
 			test_time += t->seconds;
-			switch (t->status) {
-			case KPAR_PASS: tot->passed++; break;
-			case KPAR_FAIL: tot->failed++; break;
-			case KPAR_ERROR: tot->errors++; break;
-			case KPAR_SKIP: tot->skipped++; break;
-			case KPAR_FLAKY: tot->flaky++; tot->passed++; break;
-			}
+			count(tot, t);
 		}
 	}
 
