@@ -48,6 +48,8 @@
   }
   function where(t) {
     var b = B[t.b];
+    // bucket 0: a test this run did not run, its latest result reused
+    if (b.n === 0) return 'reused from ' + b.w;
     return 'bucket ' + b.n + (b.a > 1 ? ' (attempt ' + b.a + ')' : '') + ', worker ' + b.w;
   }
   function section(id, title, count) {
@@ -103,7 +105,7 @@
   add(h1, vb);
   add(app, h1);
   var workers = {};
-  B.forEach(function (b) { if (!b.lost) workers[b.w] = 1; });
+  B.forEach(function (b) { if (!b.lost && b.n !== 0) workers[b.w] = 1; });
   var started = new Date(D.started * 1000);
   var meta = 'started ' + (isNaN(started) ? '?' : started.toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC')) +
     ' \u00b7 wall ' + secs(D.wall) + ' \u00b7 test time ' + secs(TOT.test_time) +
@@ -233,6 +235,7 @@
   var stl = section('timeline', 'Timeline of the workers');
   var rows = [], rowOf = {};
   B.forEach(function (b, i) {
+    if (b.n === 0) return;   // reused results did not run now
     var name = b.lost ? '(lost buckets)' : b.w;
     if (!(name in rowOf)) { rowOf[name] = rows.length; rows.push({ name: name, lost: !!b.lost, buckets: [], busy: 0 }); }
     var r = rows[rowOf[name]];
