@@ -35,6 +35,7 @@ static const struct setting {
 	{ "list-cmd", STR, F(list_cmd), "", 0, 0, NULL, 0 },
 	{ "run-cmd", STR, F(run_cmd), "", 0, 0, NULL, 0 },
 	{ "run-mode", STR, F(run_mode), "each", 0, 0, NULL, 0 },
+	{ "test-protocol", STR, F(test_protocol), "exit", 0, 0, NULL, 0 },
 	{ "backend", STR, F(backend), "local", 0, 0, NULL, 0 },
 	{ "test-inputs", STR, F(inputs), "", 0, 0, NULL, 0 },
 	{ "test-env", STR, F(test_env), "", 0, 0, NULL, 0 },

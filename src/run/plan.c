@@ -107,6 +107,9 @@ int kpar_plan_inputs_digest(const struct kpar_conf *c, sqlite3 *db, char out[KPA
 	 * checkouts of one commit get the same digest, plan.json and image. */
 	kpar_buf_printf(&b, "run-cmd\t%s\nrun-mode\t%s\ntimeout\t%g\nretries\t%ld\nretry-timeouts\t%d\n",
 			c->run_cmd, c->run_mode, c->test_timeout, c->retries, c->retry_timeouts);
+	/* (absent for the default, so existing runs keep their key) */
+	if (c->test_protocol && strcmp(c->test_protocol, "exit") != 0)
+		kpar_buf_printf(&b, "protocol\t%s\n", c->test_protocol);
 	{
 		/* The tests read these variables: a changed value is a changed input. */
 		struct kpar_strv names = KPAR_STRV_INIT;

@@ -306,6 +306,16 @@ int kpar_cmd_worker(int argc, char **argv)
 	}
 	o.run_cmd = *conf.run_cmd ? conf.run_cmd : NULL;
 	o.mode = strcmp(conf.run_mode, "batch") == 0 ? KPAR_MODE_BATCH : KPAR_MODE_EACH;
+	{
+		int proto = kpar_protocol_parse(conf.test_protocol);
+		if (proto < 0) {
+			rc = kpar_error_set(KPAR_EINVAL, "KPAR_TEST_PROTOCOL '%s' is not exit, tap "
+					    "or junit", conf.test_protocol);
+			kpar_conf_free(&conf);
+			return kpar_tool_fail("worker", rc);
+		}
+		o.protocol = (enum kpar_protocol)proto;
+	}
 	o.timeout = conf.test_timeout;
 	o.retries = (int)conf.retries;
 	o.retry_timeouts = conf.retry_timeouts;
