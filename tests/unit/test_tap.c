@@ -8,11 +8,14 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "base/buf.h"
 #include "base/error.h"
 #include "base/fs.h"
 #include "run/junit.h"
 #include "run/record.h"
+#include "run/state.h"
 #include "run/tap.h"
 #include "test.h"
 
@@ -490,6 +493,69 @@ KPAR_TEST(junit_subcases)
 	kpar_bucket_result_free(&r);
 }
 
+/* The state database keeps a test's subtests and note; a database made
+ * before they existed is read as it stands and gains them when written. */
+KPAR_TEST(state_keeps_subtests)
+{
+	char dir[] = "/tmp/kpar-test-tap-state.XXXXXX";
+	struct kpar_state *st;
+	struct kpar_run_info in;
+	struct kpar_bucket_result r = { 0 }, *res;
+	struct kpar_test_result *t;
+	struct kpar_tap_result tr;
+	const char *tap = "1..2\nok 1 - a\nnot ok 2 - b\n";
+	long long run;
+	size_t n;
+
+	CHECK(mkdtemp(dir) != NULL);
+	CHECK_OK(kpar_state_open(&st, dir, 0));
+	memset(&in, 0, sizeof in);
+	in.plan = "sha256:p";
+	in.tests_digest = "sha256:t";
+	in.inputs_digest = "sha256:i";
+	in.nbuckets = 2;
+	in.backend = "local";
+	CHECK_OK(kpar_state_run_begin(st, &in, NULL, &run));
+	kpar_tap_parse(tap, strlen(tap), 0, 0, &tr);
+	r.bucket = 1;
+	r.attempt = 1;
+	r.worker = kpar_xstrdup("w");
+	t = kpar_bucket_result_add(&r, "t/x.t", tr.verdict, 1, tap, strlen(tap));
+	t->note = tr.explanation;
+	tr.explanation = NULL;
+	kpar_test_result_take_subtests(t, &tr.subtests, &tr.nsubtests);
+	kpar_tap_result_free(&tr);
+	CHECK_OK(kpar_state_collect(st, run, &r));
+	CHECK_OK(kpar_state_results(st, run, &res, &n));
+	CHECK(n == 1 && res[0].ntests == 1);
+	if (n == 1 && res[0].ntests == 1) {
+		CHECK_STR(res[0].tests[0].note, "Failed test: 2");
+		CHECK_INT(res[0].tests[0].nsubtests, 2);
+		if (res[0].tests[0].nsubtests == 2)
+			CHECK_STR(res[0].tests[0].subtests[1].name, "b");
+	}
+	kpar_state_results_free(res, n);
+	/* as a database from before subtests */
+	CHECK(sqlite3_exec(kpar_state_db(st), "ALTER TABLE results DROP COLUMN subtests;"
+			   "ALTER TABLE results DROP COLUMN note", NULL, NULL, NULL) == SQLITE_OK);
+	kpar_state_close(st);
+	CHECK_OK(kpar_state_open(&st, dir, KPAR_STATE_RDONLY));
+	CHECK_OK(kpar_state_results(st, run, &res, &n));
+	CHECK(n == 1 && res[0].ntests == 1 && res[0].tests[0].nsubtests == 0 &&
+	      res[0].tests[0].note == NULL);
+	kpar_state_results_free(res, n);
+	kpar_state_close(st);
+	CHECK_OK(kpar_state_open(&st, dir, 0));
+	r.bucket = 2;
+	CHECK_OK(kpar_state_collect(st, run, &r));
+	CHECK_OK(kpar_state_results(st, run, &res, &n));
+	CHECK(n == 2 && res[1].ntests == 1 && res[1].tests[0].nsubtests == 2);
+	kpar_state_results_free(res, n);
+	kpar_state_close(st);
+	kpar_bucket_result_free(&r);
+	kpar_fs_remove_tree(dir);
+}
+
 KPAR_TEST_MAIN(
 	KPAR_CASE(plain_pass), KPAR_CASE(not_ok_fails_exit_0), KPAR_CASE(skip_all),
 	KPAR_CASE(skip_all_still_fails_on_problems), KPAR_CASE(todo_and_skip_directives),
@@ -498,4 +564,4 @@ KPAR_TEST_MAIN(
 	KPAR_CASE(tap14_subtests_not_misread), KPAR_CASE(pragma_strict),
 	KPAR_CASE(exit_and_signal), KPAR_CASE(odd_bytes), KPAR_CASE(diagnostics_are_bounded),
 	KPAR_CASE(incremental_equals_whole), KPAR_CASE(record_round_trip),
-	KPAR_CASE(junit_subcases))
+	KPAR_CASE(junit_subcases), KPAR_CASE(state_keeps_subtests))
