@@ -74,6 +74,9 @@ pass=$(grep -c ' pass$' kpar.verdicts); failn=$(grep -c ' fail$' kpar.verdicts)
 skipn=$(grep -c ' skip$' kpar.verdicts)
 expect_grep "^$ntests tests: $pass passed, $failn failed, 0 errors, $skipn skipped, 0 flaky" out
 expect_grep 't/skipall.t  \(no network here\)' out
+# the failed subtests are named under their script, and counted apart
+expect_grep '^    not ok 2 - broken thing$' out
+expect_grep '^26 subtests in 15 tests: 20 passed, 3 failed, 1 skipped, 2 todo \(1 passed\)$' out
 expect_grep 't/skipall_git.t  \(missing prerequisite PERL\)' out
 
 # What a user relies on, whatever prove says.
