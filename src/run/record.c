@@ -978,26 +978,23 @@ const char *kpar_record_skip_reason(const struct kpar_test_result *t, size_t max
 	*len = 0;
 	if (t->status == KPAR_SKIP && t->note && *t->note) {
 		/* the protocol's own reason ("1..0 # SKIP why") */
-		out = t->note;
-		end = out + strlen(out);
-		goto cut;
-	}
-	if (!out)
-		return NULL;
-	/* trailing blank lines and blanks go first, so the line found is not empty */
-	end = out + t->output_len;
-	while (end > out && (end[-1] == '\n' || end[-1] == '\r' || end[-1] == ' ' || end[-1] == '\t'))
-		end--;
-	if (end == out)
-		return NULL;
-	start = end;
-	while (start > out && start[-1] != '\n')
-		start--;
-	while (*start == ' ' || *start == '\t' || *start == '\r')
-		start++;
-	if (0) {
-cut:
-		start = out;
+		start = t->note;
+		end = start + strlen(start);
+	} else {
+		if (!out)
+			return NULL;
+		/* trailing blank lines and blanks go first, so the line found is not empty */
+		end = out + t->output_len;
+		while (end > out && (end[-1] == '\n' || end[-1] == '\r' || end[-1] == ' ' ||
+				     end[-1] == '\t'))
+			end--;
+		if (end == out)
+			return NULL;
+		start = end;
+		while (start > out && start[-1] != '\n')
+			start--;
+		while (*start == ' ' || *start == '\t' || *start == '\r')
+			start++;
 	}
 	if ((size_t)(end - start) > max) {
 		end = start + max;
