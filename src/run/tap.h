@@ -13,7 +13,8 @@
  *   #...              comments: kept as the diagnostics of the test line
  *                     they follow
  *   "  ---" ... "  ..." a YAML block (13+), kept as the diagnostics of the
- *                     test line it follows; its content is not interpreted
+ *                     test line it follows; its content is not interpreted;
+ *                     a block that ends without "..." ends the reading
  *   pragma +strict    (13+) unknown lines become errors
  * Anything else, indented TAP 14 subtests included, is ignored, as prove
  * ignores it.
@@ -27,7 +28,9 @@
  *         "(no reason given)");
  *   pass  otherwise.
  * Where kpar differs from prove 3.44: "TAP version 14" is accepted (read as
- * 13; prove 3.44 calls it an error), and memory is bounded: descriptions,
+ * 13; prove 3.44 calls it an error); a YAML block's content is kept as
+ * text (prove's YAMLish reader fails a script on YAML it does not support,
+ * and reads nothing after it); and memory is bounded: descriptions,
  * reasons and diagnostics are cut (KPAR_TAP_TEXT_MAX, KPAR_TAP_DIAG_MAX) and
  * a line longer than KPAR_TAP_LINE_MAX is read as its first bytes.
  */
