@@ -35,6 +35,7 @@ static const struct setting {
 	{ "list-cmd", STR, F(list_cmd), "", 0, 0, NULL, 0 },
 	{ "run-cmd", STR, F(run_cmd), "", 0, 0, NULL, 0 },
 	{ "run-mode", STR, F(run_mode), "each", 0, 0, NULL, 0 },
+	{ "test-protocol", STR, F(test_protocol), "exit", 0, 0, NULL, 0 },
 	{ "backend", STR, F(backend), "local", 0, 0, NULL, 0 },
 	{ "test-inputs", STR, F(inputs), "", 0, 0, NULL, 0 },
 	{ "test-inputs-of", STR, F(inputs_of), "", 0, 0, NULL, 0 },
@@ -234,6 +235,10 @@ int kpar_conf_load(struct kpar_conf *c)
 	if (strcmp(c->run_mode, "each") && strcmp(c->run_mode, "batch"))
 		return kpar_error_set(KPAR_EINVAL, "KPAR_RUN_MODE: '%s' is not 'each' or 'batch'",
 				      c->run_mode);
+	if (strcmp(c->test_protocol, "exit") && strcmp(c->test_protocol, "tap") &&
+	    strcmp(c->test_protocol, "junit"))
+		return kpar_error_set(KPAR_EINVAL, "KPAR_TEST_PROTOCOL: '%s' is not exit, tap or junit",
+				      c->test_protocol);
 	if (strcmp(c->backend, "local") && strcmp(c->backend, "k8s"))
 		return kpar_error_set(KPAR_EINVAL, "KPAR_BACKEND: '%s' is not local or k8s", c->backend);
 	if (strcmp(c->k8s_spot, "none") && strcmp(c->k8s_spot, "gke") && strcmp(c->k8s_spot, "eks") &&

@@ -281,6 +281,7 @@ int kpar_k8s_job_json(const struct kpar_conf *c, const struct kpar_plan *p, cons
 	if (!identity)
 		put_env(env, "KPAR_BUCKET_LIST", list.data);
 	put_env(env, "KPAR_RUN_MODE", c->run_mode);
+	put_env(env, "KPAR_TEST_PROTOCOL", c->test_protocol);
 	if (*c->run_cmd)
 		put_env(env, "KPAR_RUN_CMD", c->run_cmd);
 	{

@@ -380,8 +380,23 @@ struct counts {
 	double seconds;
 };
 
+static void count_subtests(struct counts *c, const struct kpar_test_result *t)
+{
+	size_t i;
+
+	for (i = 0; i < t->nsubtests; i++) {
+		c->tests++;
+		if (t->subtests[i].status == KPAR_SUB_FAIL)
+			c->failures++;
+		else if (t->subtests[i].status == KPAR_SUB_SKIP ||
+			 t->subtests[i].status == KPAR_SUB_TODO_FAIL)
+			c->skipped++;
+	}
+}
+
 static void count(struct counts *c, const struct kpar_test_result *t)
 {
+	count_subtests(c, t);
 	c->tests++;
 	c->seconds += t->seconds;
 	if (t->status == KPAR_FAIL)
@@ -429,7 +444,10 @@ static void put_case(struct kpar_buf *b, const struct kpar_bucket_result *br,
 			snprintf(num, sizeof num, "exit status %d", t->exit_code);
 		else
 			snprintf(num, sizeof num, "killed (signal or timeout)");
-		kpar_buf_printf(b, "      <%s message=\"%s\" type=\"%s\"/>\n", el, num, el);
+		kpar_buf_printf(b, "      <%s", el);
+		/* the protocol's reason says more than the exit status */
+		put_attr(b, "message", t->note && *t->note ? t->note : num);
+		kpar_buf_printf(b, " type=\"%s\"/>\n", el);
 	} else if (t->status == KPAR_SKIP) {
 		size_t len;
 		const char *why = kpar_record_skip_reason(t, 200, &len);
@@ -450,6 +468,67 @@ static void put_case(struct kpar_buf *b, const struct kpar_bucket_result *br,
 		kpar_buf_puts(b, "</system-out>\n");
 	}
 	kpar_buf_puts(b, "    </testcase>\n");
+}
+
+/* A test's subtests, each a testcase whose class is the test. */
+static void put_subcases(struct kpar_buf *b, const struct kpar_test_result *t)
+{
+	size_t i;
+
+	for (i = 0; i < t->nsubtests; i++) {
+		const struct kpar_subtest *st = &t->subtests[i];
+		const char *why = st->reason ? st->reason : "";
+		char *name = st->name && *st->name ? kpar_xasprintf("%ld - %s", st->number, st->name)
+			: kpar_xasprintf("%ld", st->number);
+
+		kpar_buf_puts(b, "    <testcase");
+		put_attr(b, "name", name);
+		put_attr(b, "classname", t->id);
+		kpar_buf_puts(b, ">\n");
+		free(name);
+		switch (st->status) {
+		case KPAR_SUB_FAIL:
+			kpar_buf_puts(b, "      <failure");
+			put_attr(b, "message", *why ? why : "not ok");
+			kpar_buf_puts(b, " type=\"failure\">");
+			if (st->diag)
+				put_escaped(b, st->diag, strlen(st->diag), 0);
+			kpar_buf_puts(b, "</failure>\n");
+			break;
+		case KPAR_SUB_SKIP:
+			kpar_buf_puts(b, "      <skipped");
+			if (*why)
+				put_attr(b, "message", why);
+			kpar_buf_puts(b, "/>\n");
+			break;
+		case KPAR_SUB_TODO_FAIL: {
+			char *msg = kpar_xasprintf("TODO%s%s", *why ? ": " : "", why);
+			kpar_buf_puts(b, "      <skipped");
+			put_attr(b, "message", msg);
+			kpar_buf_puts(b, "/>\n");
+			free(msg);
+			break;
+		}
+		case KPAR_SUB_TODO_PASS:
+		case KPAR_SUB_PASS:
+			break;
+		}
+		if (st->status != KPAR_SUB_FAIL && (st->diag || st->status == KPAR_SUB_TODO_PASS)) {
+			kpar_buf_puts(b, "      <system-out>");
+			if (st->status == KPAR_SUB_TODO_PASS) {
+				kpar_buf_puts(b, "TODO passed");
+				if (*why) {
+					kpar_buf_puts(b, ": ");
+					put_escaped(b, why, strlen(why), 0);
+				}
+				kpar_buf_puts(b, "\n");
+			}
+			if (st->diag)
+				put_escaped(b, st->diag, strlen(st->diag), 0);
+			kpar_buf_puts(b, "</system-out>\n");
+		}
+		kpar_buf_puts(b, "    </testcase>\n");
+	}
 }
 
 int kpar_junit_write(FILE *out, const char *suite_name,
@@ -508,8 +587,10 @@ int kpar_junit_write(FILE *out, const char *suite_name,
 			put_attr(&body, "timestamp", stamp);
 		kpar_buf_puts(&body, ">\n");
 		for (j = 0; j < br->ntests; j++)
-			if (!dup[i][j])
+			if (!dup[i][j]) {
 				put_case(&body, br, &br->tests[j]);
+				put_subcases(&body, &br->tests[j]);
+			}
 		kpar_buf_puts(&body, "  </testsuite>\n");
 	}
 	kpar_buf_puts(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites");

@@ -29,8 +29,13 @@ typedef int (*kpar_junit_case_fn)(void *ud, const struct kpar_junit_case *c);
 int kpar_junit_each(const char *path, kpar_junit_case_fn fn, void *ud);
 
 /* Writes one <testsuite> per bucket result, each test exactly once, with
- * properties naming its bucket, worker and attempt.  XML-escapes all text
- * and drops bytes XML 1.0 cannot carry. */
+ * properties naming its bucket, worker and attempt (classname "kpar"),
+ * followed by its subtests (TAP lines, JUnit testcases it wrote), each a
+ * testcase named "<number> - <description>" whose classname is the test's
+ * id: a failed one with <failure> (message: its reason, text: its
+ * diagnostics), a skipped one <skipped message="reason">, a failed TODO
+ * <skipped message="TODO: reason">; the counts include them.  XML-escapes
+ * all text and drops bytes XML 1.0 cannot carry. */
 int kpar_junit_write(FILE *out, const char *suite_name,
 		     struct kpar_bucket_result *const *buckets, size_t nbuckets);
 

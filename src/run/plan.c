@@ -113,6 +113,9 @@ int kpar_plan_inputs_digest(const struct kpar_conf *c, sqlite3 *db, char out[KPA
 			c->run_cmd, c->run_mode, c->test_timeout, c->retries, c->retry_timeouts);
 	if (*c->inputs_of)   /* a changed mapping: no own digest can be trusted */
 		kpar_buf_printf(&b, "inputs-of\t%s\n", c->inputs_of);
+	/* (absent for the default, so existing runs keep their key) */
+	if (c->test_protocol && strcmp(c->test_protocol, "exit") != 0)
+		kpar_buf_printf(&b, "protocol\t%s\n", c->test_protocol);
 	{
 		/* The tests read these variables: a changed value is a changed input. */
 		struct kpar_strv names = KPAR_STRV_INIT;

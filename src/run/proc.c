@@ -57,6 +57,8 @@ void kpar_capture_add(struct kpar_capture *c, const char *data, size_t len)
 {
 	size_t n;
 
+	if (c->tee)
+		c->tee(c->tee_arg, data, len);
 	c->total += len;
 	if (c->head_len < c->head_max) {
 		n = c->head_max - c->head_len;

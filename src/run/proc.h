@@ -25,6 +25,10 @@ struct kpar_capture {
 	char *ring;               /* circular: the last ring_len bytes end at ring_pos */
 	size_t ring_max, ring_len, ring_pos;
 	unsigned long long total; /* bytes seen */
+	/* Sees every byte as it comes, before any is dropped (a protocol
+	 * parser reading the whole output); NULL = none.  Set after init. */
+	void (*tee)(void *arg, const char *data, size_t len);
+	void *tee_arg;
 };
 
 void kpar_capture_init(struct kpar_capture *c, size_t head_max, size_t tail_max);

@@ -33,6 +33,45 @@
 #define B64_IN_LINE 57   /* 57 bytes encode to exactly 76 columns */
 
 static const char *const status_names[] = { "pass", "fail", "skip", "error", "flaky" };
+static const char *const sub_status_names[] = { "pass", "fail", "skip", "todo-pass", "todo-fail" };
+
+const char *kpar_sub_status_name(enum kpar_sub_status s)
+{
+	if ((unsigned)s < sizeof sub_status_names / sizeof sub_status_names[0])
+		return sub_status_names[s];
+	return "unknown";
+}
+
+int kpar_sub_status_parse(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof sub_status_names / sizeof sub_status_names[0]; i++)
+		if (strcmp(name, sub_status_names[i]) == 0)
+			return (int)i;
+	return -1;
+}
+
+void kpar_subtests_free(struct kpar_subtest *s, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		free(s[i].name);
+		free(s[i].reason);
+		free(s[i].diag);
+	}
+	free(s);
+}
+
+void kpar_test_result_take_subtests(struct kpar_test_result *t, struct kpar_subtest **s, size_t *n)
+{
+	kpar_subtests_free(t->subtests, t->nsubtests);
+	t->subtests = *s;
+	t->nsubtests = *n;
+	*s = NULL;
+	*n = 0;
+}
 
 const char *kpar_status_name(enum kpar_status s)
 {
@@ -60,6 +99,8 @@ void kpar_bucket_result_free(struct kpar_bucket_result *r)
 	for (i = 0; i < r->ntests; i++) {
 		free(r->tests[i].id);
 		free(r->tests[i].output);
+		free(r->tests[i].note);
+		kpar_subtests_free(r->tests[i].subtests, r->tests[i].nsubtests);
 	}
 	free(r->tests);
 	free(r->plan);
@@ -281,6 +322,42 @@ static int is_passing(enum kpar_status s)
 	return s == KPAR_PASS || s == KPAR_SKIP;
 }
 
+static cJSON *subtests_to_json(const struct kpar_test_result *tr)
+{
+	cJSON *arr = cJSON_CreateArray(), *o;
+	size_t i;
+
+	if (!arr)
+		abort();
+	for (i = 0; i < tr->nsubtests; i++) {
+		const struct kpar_subtest *st = &tr->subtests[i];
+
+		o = cJSON_CreateObject();
+		if (!o)
+			abort();
+		cJSON_AddItemToArray(arr, o);
+		cJSON_AddNumberToObject(o, "n", (double)st->number);
+		add_bytes(o, "name", st->name ? st->name : "", st->name ? strlen(st->name) : 0);
+		cJSON_AddStringToObject(o, "status", kpar_sub_status_name(st->status));
+		if (st->reason)
+			add_bytes(o, "reason", st->reason, strlen(st->reason));
+		if (st->diag)
+			add_bytes(o, "diag", st->diag, strlen(st->diag));
+	}
+	return arr;
+}
+
+char *kpar_subtests_json(const struct kpar_test_result *t)
+{
+	cJSON *arr = subtests_to_json(t);
+	char *json = cJSON_PrintUnformatted(arr);
+
+	cJSON_Delete(arr);
+	if (!json)
+		abort();
+	return json;
+}
+
 /* outputs[i]/lens[i] replace the tests' outputs (trimmed copies). */
 static char *build_json(const struct kpar_bucket_result *r, const char *const *outputs,
 			const size_t *lens)
@@ -315,6 +392,10 @@ static char *build_json(const struct kpar_bucket_result *r, const char *const *o
 		cJSON_AddNumberToObject(t, "exit_code", tr->exit_code);
 		if (outputs[i])
 			add_bytes(t, "output", outputs[i], lens[i]);
+		if (tr->note)
+			add_bytes(t, "note", tr->note, strlen(tr->note));
+		if (tr->nsubtests)
+			cJSON_AddItemToObject(t, "subtests", subtests_to_json(tr));
 	}
 	json = cJSON_PrintUnformatted(root);
 	cJSON_Delete(root);
@@ -593,6 +674,89 @@ static int get_double(const cJSON *obj, const char *key, double *out)
 	return 0;
 }
 
+/* An optional text (no NUL inside) into *out; NULL when absent. */
+static int get_text(const cJSON *obj, const char *key, char **out)
+{
+	size_t len;
+	int rc = get_bytes(obj, key, out, &len, 0);
+
+	if (rc < 0)
+		return rc;
+	if (*out && memchr(*out, '\0', len)) {
+		free(*out);
+		*out = NULL;
+		return kpar_error_set(KPAR_EINVAL, "NUL in \"%s\"", key);
+	}
+	return 0;
+}
+
+/* arr: the "subtests" array, or NULL when absent (none). */
+static int subtests_from_json(const cJSON *arr, struct kpar_test_result *tr)
+{
+	struct kpar_subtest *subs = NULL;
+	const cJSON *o, *v;
+	size_t n = 0;
+	int rc = 0;
+
+	if (!arr || cJSON_IsNull(arr))
+		return 0;
+	if (!cJSON_IsArray(arr))
+		return kpar_error_set(KPAR_EINVAL, "\"subtests\" is not an array");
+	subs = kpar_xcalloc((size_t)cJSON_GetArraySize(arr) + 1, sizeof *subs);
+	cJSON_ArrayForEach(o, arr) {
+		struct kpar_subtest *st = &subs[n];
+		int status;
+
+		if (!cJSON_IsObject(o)) {
+			rc = kpar_error_set(KPAR_EINVAL, "subtests[%zu] is not an object", n);
+			break;
+		}
+		n++;
+		v = get(o, "n");
+		if (!cJSON_IsNumber(v) || !(v->valuedouble >= -9007199254740991.0 &&
+					      v->valuedouble <= 9007199254740991.0) ||
+		    v->valuedouble != (double)(long)v->valuedouble) {
+			rc = kpar_error_set(KPAR_EINVAL, "subtests[%zu]: \"n\" is not an integer", n - 1);
+			break;
+		}
+		st->number = (long)v->valuedouble;
+		v = get(o, "status");
+		status = cJSON_IsString(v) ? kpar_sub_status_parse(v->valuestring) : -1;
+		if (status < 0) {
+			rc = kpar_error_set(KPAR_EINVAL, "subtests[%zu]: missing or unknown \"status\"",
+					    n - 1);
+			break;
+		}
+		st->status = (enum kpar_sub_status)status;
+		if ((rc = get_text(o, "name", &st->name)) < 0 ||
+		    (rc = get_text(o, "reason", &st->reason)) < 0 ||
+		    (rc = get_text(o, "diag", &st->diag)) < 0) {
+			kpar_error_prefix(rc, "subtests[%zu]", n - 1);
+			break;
+		}
+		if (!st->name)
+			st->name = kpar_xstrdup("");
+	}
+	if (rc < 0 || n == 0) {
+		kpar_subtests_free(subs, n);
+		return rc;
+	}
+	kpar_test_result_take_subtests(tr, &subs, &n);
+	return 0;
+}
+
+int kpar_subtests_from_json(struct kpar_test_result *t, const char *json, size_t len)
+{
+	cJSON *root = cJSON_ParseWithLength(json, len);
+	int rc;
+
+	if (!root)
+		return kpar_error_set(KPAR_EINVAL, "subtests: JSON does not parse");
+	rc = subtests_from_json(root, t);
+	cJSON_Delete(root);
+	return rc;
+}
+
 static int from_json(const char *json, size_t len, struct kpar_bucket_result *out)
 {
 	cJSON *root = cJSON_ParseWithLength(json, len);
@@ -663,7 +827,9 @@ static int from_json(const char *json, size_t len, struct kpar_bucket_result *ou
 		tr->output_len = outlen;
 		output = NULL;
 		if ((rc = get_int(t, "attempts", &tr->attempts, 1)) < 0 ||
-		    (rc = get_int(t, "exit_code", &tr->exit_code, tr->exit_code)) < 0)
+		    (rc = get_int(t, "exit_code", &tr->exit_code, tr->exit_code)) < 0 ||
+		    (rc = get_text(t, "note", &tr->note)) < 0 ||
+		    (rc = subtests_from_json(get(t, "subtests"), tr)) < 0)
 			goto test_error;
 		free(id);
 		n++;
@@ -810,19 +976,26 @@ const char *kpar_record_skip_reason(const struct kpar_test_result *t, size_t max
 	const char *out = t->output, *start, *end;
 
 	*len = 0;
-	if (!out)
-		return NULL;
-	/* trailing blank lines and blanks go first, so the line found is not empty */
-	end = out + t->output_len;
-	while (end > out && (end[-1] == '\n' || end[-1] == '\r' || end[-1] == ' ' || end[-1] == '\t'))
-		end--;
-	if (end == out)
-		return NULL;
-	start = end;
-	while (start > out && start[-1] != '\n')
-		start--;
-	while (*start == ' ' || *start == '\t' || *start == '\r')
-		start++;
+	if (t->status == KPAR_SKIP && t->note && *t->note) {
+		/* the protocol's own reason ("1..0 # SKIP why") */
+		start = t->note;
+		end = start + strlen(start);
+	} else {
+		if (!out)
+			return NULL;
+		/* trailing blank lines and blanks go first, so the line found is not empty */
+		end = out + t->output_len;
+		while (end > out && (end[-1] == '\n' || end[-1] == '\r' || end[-1] == ' ' ||
+				     end[-1] == '\t'))
+			end--;
+		if (end == out)
+			return NULL;
+		start = end;
+		while (start > out && start[-1] != '\n')
+			start--;
+		while (*start == ' ' || *start == '\t' || *start == '\r')
+			start++;
+	}
 	if ((size_t)(end - start) > max) {
 		end = start + max;
 		while (end > start && ((unsigned char)*end & 0xc0) == 0x80)

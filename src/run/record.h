@@ -40,6 +40,29 @@ const char *kpar_status_name(enum kpar_status s);
 /* Returns -1 for an unknown name. */
 int kpar_status_parse(const char *name);
 
+/* One result inside a test (a TAP `ok`/`not ok` line, a testcase of the
+ * JUnit file a test wrote): reported under its test, never counted as a
+ * test of its own. */
+enum kpar_sub_status {
+	KPAR_SUB_PASS = 0,
+	KPAR_SUB_FAIL = 1,
+	KPAR_SUB_SKIP = 2,
+	KPAR_SUB_TODO_PASS = 3,  /* TODO test that passed (prove: "unexpectedly succeeded") */
+	KPAR_SUB_TODO_FAIL = 4   /* TODO test that failed, as expected: not a failure */
+};
+
+const char *kpar_sub_status_name(enum kpar_sub_status s);
+/* Returns -1 for an unknown name. */
+int kpar_sub_status_parse(const char *name);
+
+struct kpar_subtest {
+	long number;           /* TAP test number (1-based); JUnit: position */
+	char *name;            /* description; may be "" */
+	enum kpar_sub_status status;
+	char *reason;          /* SKIP/TODO explanation; NULL when none */
+	char *diag;            /* YAML block and comment lines after it; NULL when none */
+};
+
 struct kpar_test_result {
 	char *id;
 	enum kpar_status status;
@@ -48,7 +71,22 @@ struct kpar_test_result {
 	int exit_code;         /* -1 when killed by a signal */
 	char *output;          /* combined stdout+stderr, possibly trimmed; may be NULL */
 	size_t output_len;
+	/* What the test's protocol (TAP, JUnit) said beyond its exit status:
+	 * why a TAP script failed ("Bad plan...") or was skipped; may be NULL. */
+	char *note;
+	struct kpar_subtest *subtests;   /* owned; NULL when the protocol gave none */
+	size_t nsubtests;
 };
+
+/* Frees a subtest array and its strings. */
+void kpar_subtests_free(struct kpar_subtest *s, size_t n);
+/* Moves subtests (and their count) into t, freeing what t had. */
+void kpar_test_result_take_subtests(struct kpar_test_result *t, struct kpar_subtest **s, size_t *n);
+/* The subtests as the record's JSON array (text, malloc'd; "[]" when none). */
+char *kpar_subtests_json(const struct kpar_test_result *t);
+/* Replaces t's subtests by those of a JSON array from kpar_subtests_json;
+ * KPAR_EINVAL (t unchanged) when it is not one. */
+int kpar_subtests_from_json(struct kpar_test_result *t, const char *json, size_t len);
 
 struct kpar_bucket_result {
 	char *plan;            /* plan digest the bucket belongs to ("sha256:...") */
@@ -73,15 +111,23 @@ struct kpar_test_result *kpar_bucket_result_add(struct kpar_bucket_result *r,
 	const char *output, size_t output_len);
 /* A skipped test's reason, as automake and TAP take it: the last non-empty
  * line of its output (say "SKIP: needs network"), without surrounding
- * blanks, at most max bytes (cut on a UTF-8 character boundary).  Returns
- * the start in t->output and sets *len; NULL when the output has none. */
+ * blanks, at most max bytes (cut on a UTF-8 character boundary); a TAP
+ * skip-all's reason (t->note) instead when there is one.  Returns the start
+ * in t->note or t->output and sets *len; NULL when there is none. */
 const char *kpar_record_skip_reason(const struct kpar_test_result *t, size_t max, size_t *len);
 
 /* Appends the encoded record (with its trailing newline) to out.
  *
  * JSON: {"kpar_record":1,"plan","bucket","attempt","worker","started",
  * "finished","tests":[{"id","status","seconds","attempts","exit_code",
- * "output"}]}.  A string that is not valid UTF-8 or holds a NUL (an id,
+ * "output","note","subtests":[{"n","name","status","reason","diag"}]}]}.
+ * "note" and "subtests" are present only when the test has them.
+ *
+ * The version ("kpar_record", and the header's) changes only when a reader
+ * of the previous version would misread a new record.  Adding an optional
+ * key does not change it: readers ignore keys they do not know (an older
+ * kpar loses the subtests, not the verdict), and a record without the key
+ * decodes as before.  A string that is not valid UTF-8 or holds a NUL (an id,
  * an output) is stored base64-encoded under the key with "_b64" appended
  * ("output_b64", "id_b64") instead, so every byte round-trips while the
  * usual text stays readable.  When the record would exceed KPAR_RECORD_MAX

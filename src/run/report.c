@@ -85,11 +85,69 @@ static void add_skipped(struct kpar_buf *b, const struct kpar_test_result *t)
 	kpar_buf_putc(b, '\n');
 }
 
+/* A failed test's failed subtests, named, before its output (which may
+ * have been trimmed past them). */
+static void add_failed_subtests(struct kpar_buf *b, const struct kpar_test_result *t)
+{
+	size_t i, shown = 0, nfail = 0;
+
+	for (i = 0; i < t->nsubtests; i++) {
+		const struct kpar_subtest *s = &t->subtests[i];
+		size_t k, len;
+
+		if (s->status != KPAR_SUB_FAIL)
+			continue;
+		if (nfail++ >= 10)
+			continue;
+		kpar_buf_printf(b, "    not ok %ld", s->number);
+		len = s->name ? strlen(s->name) : 0;
+		if (len)
+			kpar_buf_puts(b, " - ");
+		for (k = 0; k < len; k++) {
+			unsigned char ch = (unsigned char)s->name[k];
+			if (ch < 0x20 || ch == 0x7f)
+				kpar_buf_printf(b, "\\x%02x", ch);
+			else
+				kpar_buf_putc(b, (char)ch);
+		}
+		if (s->reason)
+			kpar_buf_printf(b, "  (%s)", s->reason);
+		kpar_buf_putc(b, '\n');
+		shown++;
+	}
+	if (nfail > shown)
+		kpar_buf_printf(b, "    ... and %zu more failed subtests\n", nfail - shown);
+}
+
+struct test_ref;
+static void add_subtest_counts(struct kpar_buf *b, const struct test_ref *refs, size_t n);
+
 struct test_ref {
 	const struct kpar_test_result *t;
 	int bucket;
 	const char *worker;
 };
+
+/* Subtests (TAP lines, JUnit testcases a test wrote) in one line of their
+ * own: the test counts stay per test. */
+static void add_subtest_counts(struct kpar_buf *b, const struct test_ref *refs, size_t n)
+{
+	size_t i, j, with = 0, all = 0, c[5] = { 0 };
+
+	for (i = 0; i < n; i++) {
+		if (!refs[i].t->nsubtests)
+			continue;
+		with++;
+		for (j = 0; j < refs[i].t->nsubtests; j++, all++)
+			c[refs[i].t->subtests[j].status]++;
+	}
+	if (!with)
+		return;
+	kpar_buf_printf(b, "\n%zu subtest%s in %zu test%s: %zu passed, %zu failed, %zu skipped, "
+			"%zu todo (%zu passed)\n", all, kpar_buf_plural(all), with, kpar_buf_plural(with),
+			c[KPAR_SUB_PASS], c[KPAR_SUB_FAIL], c[KPAR_SUB_SKIP],
+			c[KPAR_SUB_TODO_PASS] + c[KPAR_SUB_TODO_FAIL], c[KPAR_SUB_TODO_PASS]);
+}
 
 static int cmp_slowest(const void *a, const void *b)
 {
@@ -184,6 +242,7 @@ static void build_summary(const struct kpar_run_info *ri, const char *events,
 					"FAIL" : "ERROR", t->id, refs[i].bucket, refs[i].worker, t->exit_code);
 		fmt_secs(b, t->seconds);
 		kpar_buf_puts(b, ")\n");
+		add_failed_subtests(b, t);
 		if (t->output && t->output_len)
 			add_output_tail(b, t->output, t->output_len);
 		kpar_buf_printf(b, "    log: %s/", logs);
@@ -224,6 +283,7 @@ static void build_summary(const struct kpar_run_info *ri, const char *events,
 		kpar_buf_printf(b, "  imbalance: busiest worker %.2fx the mean\n", maxbusy / (sumbusy / (double)nw));
 	if (events && *events)
 		kpar_buf_printf(b, "\nEvents on the platform (%s):\n%s", ri->backend ? ri->backend : "?", events);
+	add_subtest_counts(b, refs, nrefs);
 	if (reused) {
 		const char *sep = "";
 		kpar_buf_printf(b, "\nThis run ran %zu of the %zu tests (KPAR_ONLY, a recheck or KPAR_TEST_INPUTS_OF); "

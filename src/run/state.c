@@ -34,6 +34,7 @@ static const char schema[] =
 	"  run INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE, test TEXT NOT NULL,"
 	"  bucket INTEGER NOT NULL, attempt INTEGER, worker TEXT, status TEXT NOT NULL,"
 	"  seconds REAL, attempts INTEGER, exit_code INTEGER, output BLOB,"
+	"  note TEXT, subtests TEXT,"
 	"  PRIMARY KEY(run, test));"
 	"CREATE INDEX IF NOT EXISTS results_bucket ON results(run, bucket);"
 	/* what a backend must find again to reattach to a run (a Job's name,
@@ -52,6 +53,35 @@ static int db_error(struct kpar_state *st, const char *what)
 {
 	return kpar_error_set(KPAR_EDB, "state database '%s': %s: %s", st->path, what,
 			      sqlite3_errmsg(st->db));
+}
+
+static int exec(struct kpar_state *st, const char *sql);
+
+/* Whether results has the column: a database made before it was added
+ * gains it on the next writable open, and is read without it until then. */
+static int has_column(struct kpar_state *st, const char *name)
+{
+	sqlite3_stmt *s = NULL;
+	int found = 0;
+
+	if (sqlite3_prepare_v2(st->db, "SELECT 1 FROM pragma_table_info('results') WHERE name = ?1",
+			       -1, &s, NULL) != SQLITE_OK)
+		return 0;
+	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+	found = sqlite3_step(s) == SQLITE_ROW;
+	sqlite3_finalize(s);
+	return found;
+}
+
+static int add_columns(struct kpar_state *st)
+{
+	int rc = 0;
+
+	if (!has_column(st, "note"))
+		rc = exec(st, "ALTER TABLE results ADD COLUMN note TEXT");
+	if (rc == 0 && !has_column(st, "subtests"))
+		rc = exec(st, "ALTER TABLE results ADD COLUMN subtests TEXT");
+	return rc;
 }
 
 static int exec(struct kpar_state *st, const char *sql)
@@ -146,6 +176,7 @@ int kpar_state_open(struct kpar_state **out, const char *state_dir, int flags)
 		if ((rc = exec(st, "BEGIN IMMEDIATE")) < 0)
 			goto fail;
 		if ((rc = exec(st, schema)) < 0 ||
+		    (rc = add_columns(st)) < 0 ||
 		    (rc = kpar_history_schema(st->db)) < 0 ||
 		    (rc = exec(st, "INSERT OR IGNORE INTO meta VALUES('schema', '" SCHEMA_VERSION "')")) < 0 ||
 		    (rc = exec(st, "COMMIT")) < 0) {
@@ -419,7 +450,8 @@ int kpar_state_collect(struct kpar_state *st, long long run, const struct kpar_b
 		return exec(st, "COMMIT");
 	}
 	if ((rc = prepare(st, "INSERT OR REPLACE INTO results(run, test, bucket, attempt, worker, status,"
-			  " seconds, attempts, exit_code, output) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)", &ins)) < 0)
+			  " seconds, attempts, exit_code, output, note, subtests)"
+			  " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)", &ins)) < 0)
 		goto fail;
 	samples = kpar_xcalloc(r->ntests ? r->ntests : 1, sizeof *samples);
 	for (i = 0; i < r->ntests; i++) {
@@ -438,6 +470,14 @@ int kpar_state_collect(struct kpar_state *st, long long run, const struct kpar_b
 			sqlite3_bind_blob(ins, 10, t->output, (int)t->output_len, SQLITE_STATIC);
 		else
 			sqlite3_bind_null(ins, 10);
+		if (t->note)
+			sqlite3_bind_text(ins, 11, t->note, -1, SQLITE_STATIC);
+		else
+			sqlite3_bind_null(ins, 11);
+		if (t->nsubtests)
+			sqlite3_bind_text(ins, 12, kpar_subtests_json(t), -1, free);
+		else
+			sqlite3_bind_null(ins, 12);
 		if (sqlite3_step(ins) != SQLITE_DONE) {
 			rc = db_error(st, "store result");
 			goto fail;
@@ -493,8 +533,11 @@ int kpar_state_results(struct kpar_state *st, long long run,
 	*n = 0;
 	if ((rc = prepare(st, "SELECT idx, attempts, worker, started, finished FROM buckets"
 			  " WHERE run = ?1 AND status = 'collected' ORDER BY idx", &b)) < 0 ||
-	    (rc = prepare(st, "SELECT test, status, seconds, attempts, exit_code, output FROM results"
-			  " WHERE run = ?1 AND bucket = ?2 ORDER BY test", &t)) < 0)
+	    (rc = prepare(st, has_column(st, "subtests") ?
+			  "SELECT test, status, seconds, attempts, exit_code, output, note, subtests"
+			  " FROM results WHERE run = ?1 AND bucket = ?2 ORDER BY test" :
+			  "SELECT test, status, seconds, attempts, exit_code, output, NULL, NULL"
+			  " FROM results WHERE run = ?1 AND bucket = ?2 ORDER BY test", &t)) < 0)
 		goto done;
 	sqlite3_bind_int64(b, 1, run);
 	while ((rc = sqlite3_step(b)) == SQLITE_ROW) {
@@ -522,6 +565,14 @@ int kpar_state_results(struct kpar_state *st, long long run,
 				sqlite3_column_blob(t, 5), (size_t)sqlite3_column_bytes(t, 5));
 			tr->attempts = sqlite3_column_int(t, 3);
 			tr->exit_code = sqlite3_column_int(t, 4);
+			tr->note = col_str(t, 6);
+			if (sqlite3_column_type(t, 7) == SQLITE_TEXT &&
+			    kpar_subtests_from_json(tr, (const char *)sqlite3_column_text(t, 7),
+						    (size_t)sqlite3_column_bytes(t, 7)) < 0) {
+				rc = kpar_error_prefix(KPAR_EDB, "state database '%s': test '%s'",
+						       st->path, tr->id);
+				goto done;
+			}
 		}
 		if (rc != SQLITE_DONE) {
 			rc = db_error(st, "read results");

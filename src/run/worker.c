@@ -22,6 +22,7 @@
 #include "run/junit.h"
 #include "run/proc.h"
 #include "run/record.h"
+#include "run/tap.h"
 #include "run/worker.h"
 
 extern char **environ;
@@ -30,7 +31,24 @@ extern char **environ;
 static const char *const own_vars[] = {
 	"TMPDIR", "KPAR_WORKDIR", "KPAR_TEST_ID", "KPAR_TEST_ATTEMPT", "KPAR_BUCKET",
 	"KPAR_JUNIT",
+	/* a TAP harness's; set only under the tap protocol (an outer prove's
+	 * would tell a test its output is read as TAP when it is not) */
+	"HARNESS_ACTIVE", "HARNESS_VERSION",
 };
+
+/* What prove 3.44 sets, whose TAP::Parser rules tap.c follows. */
+#define HARNESS_VERSION "3.44"
+
+int kpar_protocol_parse(const char *name)
+{
+	if (strcmp(name, "exit") == 0)
+		return KPAR_PROTO_EXIT;
+	if (strcmp(name, "tap") == 0)
+		return KPAR_PROTO_TAP;
+	if (strcmp(name, "junit") == 0)
+		return KPAR_PROTO_JUNIT;
+	return -1;
+}
 
 void kpar_worker_opts_init(struct kpar_worker_opts *o)
 {
@@ -107,8 +125,14 @@ static void test_env(struct ctx *cx, struct kpar_strv *env, const char *id, int 
 	env_set(env, "KPAR_TEST_ATTEMPT", num);
 	if (id)
 		env_set(env, "KPAR_TEST_ID", id);
-	if (batch)
+	if (batch || cx->o->protocol == KPAR_PROTO_JUNIT)
 		env_set(env, "KPAR_JUNIT", cx->junit);
+	if (!batch && cx->o->protocol == KPAR_PROTO_TAP) {
+		/* git's test library, for one, writes result files into the
+		 * source tree unless it runs under a harness */
+		env_set(env, "HARNESS_ACTIVE", "1");
+		env_set(env, "HARNESS_VERSION", HARNESS_VERSION);
+	}
 }
 
 static enum kpar_status status_of_exit(int code)
@@ -144,7 +168,44 @@ struct outcome {
 	int interrupted;
 	int spawn_error;
 	int timed_out;
+	char *note;                 /* the protocol's explanation */
+	struct kpar_subtest *subs;  /* the protocol's subtests */
+	size_t nsubs;
 };
+
+static void outcome_free(struct outcome *oc)
+{
+	kpar_buf_free(&oc->output);
+	free(oc->note);
+	kpar_subtests_free(oc->subs, oc->nsubs);
+	oc->note = NULL;
+	oc->subs = NULL;
+	oc->nsubs = 0;
+}
+
+static void tap_tee(void *arg, const char *data, size_t len)
+{
+	kpar_tap_feed(arg, data, len);
+}
+
+/* The TAP verdict replaces the exit status's, except for what kpar calls
+ * an error whatever the protocol: a signal, the timeout, exit 99. */
+static void judge_tap(struct kpar_tap *tap, const struct kpar_proc_status *st,
+		      struct outcome *oc)
+{
+	struct kpar_tap_result tr;
+
+	kpar_tap_finish(tap, st->exited ? st->exit_code : -1, st->exited ? 0 : st->signo, &tr);
+	if (oc->status != KPAR_ERROR)
+		oc->status = tr.verdict;
+	oc->note = tr.explanation;
+	tr.explanation = NULL;
+	oc->subs = tr.subtests;
+	oc->nsubs = tr.nsubtests;
+	tr.subtests = NULL;
+	tr.nsubtests = 0;
+	kpar_tap_result_free(&tr);
+}
 
 /* Whether another attempt could change a failed outcome (worker.h). */
 static int retryable(const struct kpar_worker_opts *o, const struct outcome *oc)
@@ -158,7 +219,7 @@ static int retryable(const struct kpar_worker_opts *o, const struct outcome *oc)
 
 /* Maps a finished process to an outcome; `what` names it in messages. */
 static void judge(struct ctx *cx, const struct kpar_proc_status *st, struct kpar_capture *cap,
-		  const char *what, struct outcome *oc)
+		  const char *what, struct kpar_tap *tap, struct outcome *oc)
 {
 	const struct kpar_worker_opts *o = cx->o;
 
@@ -180,6 +241,8 @@ static void judge(struct ctx *cx, const struct kpar_proc_status *st, struct kpar
 		oc->status = status_of_exit(st->exit_code);
 		oc->exit_code = st->exit_code;
 	}
+	if (tap)
+		judge_tap(tap, st, oc);
 	kpar_capture_get(cap, &oc->output, failed(oc->status) ? o->fail_output_max
 			 : o->pass_output_max, failed(oc->status));
 	if (oc->output.len > 0 && oc->output.data[oc->output.len - 1] != '\n' &&
@@ -191,11 +254,17 @@ static void judge(struct ctx *cx, const struct kpar_proc_status *st, struct kpar
 	else if (st->signo)
 		kpar_buf_printf(&oc->output, "[kpar: killed by signal %d (SIG%s)]\n", st->signo,
 				signal_name(st->signo));
+	if (tap && oc->status == KPAR_FAIL && oc->note) {
+		if (oc->output.len > 0 && oc->output.data[oc->output.len - 1] != '\n')
+			kpar_buf_putc(&oc->output, '\n');
+		kpar_buf_printf(&oc->output, "[kpar: TAP: %s]\n", oc->note);
+	}
 }
 
 static void run_argv(struct ctx *cx, const char *path, char *const *argv, struct kpar_strv *env,
-		     const char *what, struct outcome *oc, int *machine_rc)
+		     const char *what, int tap_protocol, struct outcome *oc, int *machine_rc)
 {
+	struct kpar_tap *tap = tap_protocol ? kpar_tap_new() : NULL;
 	const struct kpar_worker_opts *o = cx->o;
 	size_t tail = o->fail_output_max - o->fail_output_max / 2;
 	struct kpar_capture cap;
@@ -205,6 +274,10 @@ static void run_argv(struct ctx *cx, const char *path, char *const *argv, struct
 	if (tail < o->pass_output_max)
 		tail = o->pass_output_max;
 	kpar_capture_init(&cap, o->fail_output_max / 2, tail);
+	if (tap) {
+		cap.tee = tap_tee;
+		cap.tee_arg = tap;
+	}
 	memset(&p, 0, sizeof p);
 	p.path = path;
 	p.argv = argv;
@@ -214,8 +287,68 @@ static void run_argv(struct ctx *cx, const char *path, char *const *argv, struct
 	p.kill_grace = o->kill_grace;
 	*machine_rc = kpar_proc_run(&p, &cap, &st);
 	if (*machine_rc == 0)
-		judge(cx, &st, &cap, what, oc);
+		judge(cx, &st, &cap, what, st.spawn_error ? NULL : tap, oc);
 	kpar_capture_free(&cap);
+	kpar_tap_free(tap);
+}
+
+/* The junit protocol: the testcases a test wrote become its subtests, and
+ * a failed one fails a test that passed by its exit status. */
+static void judge_junit(struct ctx *cx, struct outcome *oc)
+{
+	struct kpar_bucket_result jr = { 0 };
+	size_t i, nbad = 0;
+	int rc;
+
+	if (oc->spawn_error || !kpar_fs_exists(cx->junit))
+		return;
+	if ((rc = kpar_junit_read(cx->junit, &jr)) < 0) {
+		/* the results cannot be trusted: an error, saying why */
+		oc->status = KPAR_ERROR;
+		oc->note = kpar_xstrdup(kpar_error_last());
+		kpar_buf_printf(&oc->output, "[kpar: %s]\n", oc->note);
+		kpar_bucket_result_free(&jr);
+		return;
+	}
+	oc->subs = kpar_xcalloc(jr.ntests + 1, sizeof *oc->subs);
+	for (i = 0; i < jr.ntests; i++) {
+		const struct kpar_test_result *t = &jr.tests[i];
+		struct kpar_subtest *s = &oc->subs[i];
+		struct kpar_buf b = KPAR_BUF_INIT;
+
+		s->number = (long)i + 1;
+		s->name = kpar_xstrdup(t->id);
+		switch (t->status) {
+		case KPAR_FAIL:
+		case KPAR_ERROR:
+			s->status = KPAR_SUB_FAIL;
+			nbad++;
+			break;
+		case KPAR_SKIP:
+			s->status = KPAR_SUB_SKIP;
+			break;
+		default:
+			s->status = KPAR_SUB_PASS;
+			break;
+		}
+		if (t->output && t->output_len) {
+			const char *nl = memchr(t->output, '\n', t->output_len);
+			size_t first = nl ? (size_t)(nl - t->output) : t->output_len;
+
+			if (s->status == KPAR_SUB_SKIP && first > 0)
+				s->reason = kpar_xstrndup(t->output, first < 1024 ? first : 1024);
+			kpar_record_trim(&b, t->output, t->output_len, KPAR_TAP_DIAG_MAX, 1);
+			/* (a NUL in it ends the text early: it is shown as text) */
+			s->diag = kpar_buf_detach(&b, NULL);
+		}
+		oc->nsubs++;
+	}
+	if (nbad && (oc->status == KPAR_PASS || oc->status == KPAR_SKIP)) {
+		oc->status = KPAR_FAIL;
+		oc->note = kpar_xasprintf("%zu of %zu JUnit testcases failed", nbad, jr.ntests);
+		kpar_buf_printf(&oc->output, "[kpar: %s]\n", oc->note);
+	}
+	kpar_bucket_result_free(&jr);
 }
 
 /* Runs one attempt of one test (each mode). */
@@ -225,9 +358,14 @@ static int run_one(struct ctx *cx, const char *id, int attempt, struct outcome *
 	struct kpar_strv env = KPAR_STRV_INIT, argv = KPAR_STRV_INIT;
 	struct kpar_buf what = KPAR_BUF_INIT;
 	char *path = NULL, *script = NULL;
-	int rc;
+	int rc, tap = cx->o->protocol == KPAR_PROTO_TAP;
 
 	test_env(cx, &env, id, attempt, 0);
+	if (cx->o->protocol == KPAR_PROTO_JUNIT && unlink(cx->junit) < 0 && errno != ENOENT) {
+		rc = kpar_error_errno(KPAR_EIO, "cannot remove '%s'", cx->junit);
+		kpar_strv_free(&env);
+		return rc;
+	}
 	if (cmd && *cmd) {
 		/* The id is "$1" of the shell: one word, never parsed. */
 		script = kpar_xasprintf("%s \"$@\"", cmd);
@@ -237,24 +375,27 @@ static int run_one(struct ctx *cx, const char *id, int attempt, struct outcome *
 		kpar_strv_push(&argv, "kpar");
 		kpar_strv_push(&argv, id);
 		kpar_buf_puts(&what, "the run command");
-		run_argv(cx, "/bin/sh", argv.v, &env, what.data, oc, &rc);
+		run_argv(cx, "/bin/sh", argv.v, &env, what.data, tap, oc, &rc);
 	} else {
 		/* "./" keeps an id like "-x" or "a/b" from being an option or a
 		 * PATH lookup, for execve and for the sh fallback alike. */
 		path = id[0] == '/' ? kpar_xstrdup(id) : kpar_xasprintf("./%s", id);
 		kpar_strv_push(&argv, path);
 		kpar_buf_printf(&what, "test '%s'", id);
-		run_argv(cx, path, argv.v, &env, what.data, oc, &rc);
+		run_argv(cx, path, argv.v, &env, what.data, tap, oc, &rc);
 		if (rc == 0 && oc->spawn_error == ENOEXEC) {
 			/* No #! line: run it with sh, as the shells and automake's
 			 * harness do. */
-			kpar_buf_clear(&oc->output);
+			outcome_free(oc);
+			oc->spawn_error = 0;
 			kpar_strv_free(&argv);
 			kpar_strv_push(&argv, "/bin/sh");
 			kpar_strv_push(&argv, path);
-			run_argv(cx, "/bin/sh", argv.v, &env, what.data, oc, &rc);
+			run_argv(cx, "/bin/sh", argv.v, &env, what.data, tap, oc, &rc);
 		}
 	}
+	if (rc == 0 && cx->o->protocol == KPAR_PROTO_JUNIT)
+		judge_junit(cx, oc);
 	kpar_strv_free(&env);
 	kpar_strv_free(&argv);
 	kpar_buf_free(&what);
@@ -274,7 +415,17 @@ static void record_attempt(struct ctx *cx, struct kpar_bucket_result *out, size_
 		t = kpar_bucket_result_add(out, id, oc->status, oc->seconds,
 					   oc->output.data ? oc->output.data : "", oc->output.len);
 		t->exit_code = oc->exit_code;
+		t->note = oc->note;
+		oc->note = NULL;
+		kpar_test_result_take_subtests(t, &oc->subs, &oc->nsubs);
 		return;
+	}
+	if (oc->status == KPAR_PASS || failed(oc->status)) {
+		/* the last attempt that counts says what the subtests are */
+		free(out->tests[idx].note);
+		out->tests[idx].note = oc->note;
+		oc->note = NULL;
+		kpar_test_result_take_subtests(&out->tests[idx], &oc->subs, &oc->nsubs);
 	}
 	t = &out->tests[idx];
 	t->attempts = attempt;
@@ -326,7 +477,7 @@ static int run_each(struct ctx *cx, const struct kpar_strv *ids, struct kpar_buc
 				rc = KPAR_EINTR;
 			if (rc == 0)
 				record_attempt(cx, out, idx, ids->v[i], attempt, &oc);
-			kpar_buf_free(&oc.output);
+			outcome_free(&oc);
 			if (rc < 0)
 				goto done;
 			if (!retryable(cx->o, &oc))
@@ -384,7 +535,7 @@ static int run_batch_once(struct ctx *cx, const struct kpar_strv *batch, int att
 		rc = kpar_error_errno(KPAR_EIO, "cannot remove '%s'", cx->junit);
 		goto done;
 	}
-	run_argv(cx, "/bin/sh", argv.v, &env, "the run command", &oc, &rc);
+	run_argv(cx, "/bin/sh", argv.v, &env, "the run command", 0, &oc, &rc);
 	if (rc < 0)
 		goto done;
 	if (oc.interrupted) {

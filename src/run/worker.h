@@ -36,11 +36,28 @@
 
 enum kpar_run_mode { KPAR_MODE_EACH = 0, KPAR_MODE_BATCH = 1 };
 
+/* How a test (each mode) reports beyond its exit status:
+ *  - exit: the exit status alone (above);
+ *  - tap: its output is TAP (tap.h): each test line a subtest, the verdict
+ *    prove's (a `not ok` fails a script that exits 0, `1..0 # SKIP why`
+ *    skips it); exit 99 stays a hard error, a signal or the timeout an
+ *    error.  The test sees HARNESS_ACTIVE=1 and HARNESS_VERSION, as under
+ *    prove;
+ *  - junit: it may write JUnit XML to $KPAR_JUNIT (removed before each
+ *    attempt): each testcase a subtest, and a failed or erred testcase
+ *    fails a test that exited 0.  An unreadable file is an error.
+ * Batch mode reads $KPAR_JUNIT whatever the protocol. */
+enum kpar_protocol { KPAR_PROTO_EXIT = 0, KPAR_PROTO_TAP = 1, KPAR_PROTO_JUNIT = 2 };
+
+/* "exit", "tap", "junit" -> the protocol; -1 for anything else. */
+int kpar_protocol_parse(const char *name);
+
 struct kpar_worker_opts {
 	const char *root;        /* directory tests run in (the project); "." if NULL */
 	const char *workdir;     /* this worker's private dir: TMPDIR, KPAR_WORKDIR; may be NULL */
 	const char *run_cmd;     /* NULL or "" = execute the id itself */
 	enum kpar_run_mode mode;
+	enum kpar_protocol protocol;
 	double timeout;          /* seconds per test (batch: per bucket); 0 = none */
 	int retries;             /* extra attempts for a failed test */
 	int retry_timeouts;      /* a timed-out test is retried too (0) */

@@ -51,6 +51,10 @@ static const char usage_text[] =
 	"  --name NAME          worker name in the record (default: the host name)\n"
 	"  --progress           print a line per finished test on stderr\n"
 	"\n"
+	"$KPAR_TEST_PROTOCOL (exit, tap, junit) says what a test reports beyond its\n"
+	"exit status: TAP output judged as prove does, or JUnit XML it writes to\n"
+	"$KPAR_JUNIT; each TAP line or testcase is a subtest in the record.\n"
+	"\n"
 	"       kpar worker --decode [--junit OUT] [FILE...]\n"
 	"\n"
 	"Decodes result records found in FILEs (default or \"-\": stdin; log noise\n"
@@ -306,6 +310,8 @@ int kpar_cmd_worker(int argc, char **argv)
 	}
 	o.run_cmd = *conf.run_cmd ? conf.run_cmd : NULL;
 	o.mode = strcmp(conf.run_mode, "batch") == 0 ? KPAR_MODE_BATCH : KPAR_MODE_EACH;
+	/* kpar_conf_load refused any other name */
+	o.protocol = (enum kpar_protocol)kpar_protocol_parse(conf.test_protocol);
 	o.timeout = conf.test_timeout;
 	o.retries = (int)conf.retries;
 	o.retry_timeouts = conf.retry_timeouts;

@@ -406,6 +406,79 @@ KPAR_TEST(retries)
 	teardown();
 }
 
+/* The tap protocol: the verdict is prove's, read from the whole output
+ * (not the trimmed capture), kpar's errors stay errors, a retry's subtests
+ * are the last attempt's, and the harness variables are set for tap only. */
+KPAR_TEST(tap_protocol)
+{
+	struct kpar_worker_opts o;
+	struct kpar_strv ids = KPAR_STRV_INIT;
+	struct kpar_bucket_result r;
+	const struct kpar_test_result *t;
+
+	setup();
+	script("t/notok.t", "#!/bin/sh\necho 1..2\necho ok 1\necho 'not ok 2 - b'\n", 0755);
+	script("t/skip.t", "#!/bin/sh\necho '1..0 # SKIP no db'\n", 0755);
+	/* 1.5 MB of passing lines, then the failure: far beyond what is kept */
+	script("t/long.t", "#!/bin/sh\necho 1..30001\ni=0\nwhile [ $i -lt 30000 ]; do "
+	       "i=$((i+1)); echo \"ok $i - a line long enough to fill the capture\"; done\n"
+	       "echo 'not ok 30001 - last'\n", 0755);
+	script("t/hard.t", "#!/bin/sh\necho 1..1\necho ok 1\nexit 99\n", 0755);
+	script("t/harness.t", "#!/bin/sh\necho 1..1\n[ \"$HARNESS_ACTIVE\" = 1 ] && "
+	       "[ -n \"$HARNESS_VERSION\" ] && echo ok 1 || echo not ok 1\n", 0755);
+	script("t/flaky.t", "#!/bin/sh\nf=\"$KPAR_WORKDIR/flaky.count\"\n"
+	       "n=$(cat \"$f\" 2>/dev/null || echo 0); n=$((n+1)); echo $n > \"$f\"\n"
+	       "echo 1..1\nif [ $n -ge 2 ]; then echo 'ok 1 - now'; else echo 'not ok 1 - first'; fi\n",
+	       0755);
+	script("t/noharness.sh", "#!/bin/sh\n[ -z \"$HARNESS_ACTIVE\" ]\n", 0755);
+	opts(&o);
+	o.protocol = KPAR_PROTO_TAP;
+	o.retries = 1;
+	kpar_strv_push(&ids, "t/notok.t");
+	kpar_strv_push(&ids, "t/skip.t");
+	kpar_strv_push(&ids, "t/long.t");
+	kpar_strv_push(&ids, "t/hard.t");
+	kpar_strv_push(&ids, "t/harness.t");
+	kpar_strv_push(&ids, "t/flaky.t");
+	CHECK_OK(kpar_worker_run(&o, &ids, &r));
+	t = find(&r, "t/notok.t");
+	CHECK(t && t->status == KPAR_FAIL && t->exit_code == 0 && t->nsubtests == 2);
+	CHECK(t && t->note && strcmp(t->note, "Failed test: 2") == 0);
+	CHECK(output_has(t, "[kpar: TAP: Failed test: 2]"));
+	t = find(&r, "t/skip.t");
+	CHECK(t && t->status == KPAR_SKIP && t->note && strcmp(t->note, "no db") == 0);
+	t = find(&r, "t/long.t");
+	CHECK(t && t->status == KPAR_FAIL && t->nsubtests == 30001);
+	CHECK(t && t->note && strcmp(t->note, "Failed test: 30001") == 0);
+	CHECK(t && t->output_len < 300u << 10);
+	t = find(&r, "t/hard.t");
+	CHECK(t && t->status == KPAR_ERROR && t->attempts == 1);
+	t = find(&r, "t/harness.t");
+	CHECK(t && t->status == KPAR_PASS);
+	t = find(&r, "t/flaky.t");
+	CHECK(t && t->status == KPAR_FLAKY && t->attempts == 2);
+	CHECK(t && t->nsubtests == 1 && t->subtests[0].status == KPAR_SUB_PASS &&
+	      strcmp(t->subtests[0].name, "now") == 0);
+	CHECK(t && t->note == NULL);
+	kpar_bucket_result_free(&r);
+
+	/* the exit protocol: no harness variables, even inherited ones */
+	kpar_strv_free(&ids);
+	kpar_strv_push(&ids, "t/noharness.sh");
+	kpar_strv_push(&ids, "t/notok.t");
+	setenv("HARNESS_ACTIVE", "1", 1);
+	o.protocol = KPAR_PROTO_EXIT;
+	CHECK_OK(kpar_worker_run(&o, &ids, &r));
+	unsetenv("HARNESS_ACTIVE");
+	t = find(&r, "t/noharness.sh");
+	CHECK(t && t->status == KPAR_PASS);
+	t = find(&r, "t/notok.t");
+	CHECK(t && t->status == KPAR_PASS && t->nsubtests == 0);
+	kpar_bucket_result_free(&r);
+	kpar_strv_free(&ids);
+	teardown();
+}
+
 /* What no rerun can fix is not retried: a hard error, a test that cannot
  * start (exec failure, or the shell's 126/127); a timeout only when asked
  * (issue 9 item 7). */
@@ -793,6 +866,6 @@ KPAR_TEST(capture)
 
 KPAR_TEST_MAIN(KPAR_CASE(defaults), KPAR_CASE(statuses), KPAR_CASE(environment),
 	       KPAR_CASE(timeout), KPAR_CASE(stray_processes), KPAR_CASE(output_limits),
-	       KPAR_CASE(retries), KPAR_CASE(retry_policy), KPAR_CASE(odd_ids_run_cmd), KPAR_CASE(odd_ids_exec),
+	       KPAR_CASE(retries), KPAR_CASE(tap_protocol), KPAR_CASE(retry_policy), KPAR_CASE(odd_ids_run_cmd), KPAR_CASE(odd_ids_exec),
 	       KPAR_CASE(batch_junit), KPAR_CASE(batch_retries), KPAR_CASE(bad_setup),
 	       KPAR_CASE(interrupt_int), KPAR_CASE(interrupt_term), KPAR_CASE(capture))
