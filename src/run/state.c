@@ -739,8 +739,8 @@ int kpar_state_reused(struct kpar_state *st, long long run, const struct kpar_st
 	*out = NULL;
 	*n = 0;
 	/* latest first by run, so each earlier run's tests come together */
-	if ((rc = prepare(st, "SELECT r.test, r.status, r.seconds, r.attempts, r.exit_code, r.output, r.run"
-			  " FROM results r JOIN (SELECT test, MAX(run) AS m FROM results WHERE run < ?1"
+	if ((rc = prepare(st, "SELECT r.test, r.status, r.seconds, r.attempts, r.exit_code, r.output, r.run,"
+			  " r.note, r.subtests FROM results r JOIN (SELECT test, MAX(run) AS m FROM results WHERE run < ?1"
 			  " GROUP BY test) x ON r.test = x.test AND r.run = x.m"
 			  " WHERE NOT EXISTS (SELECT 1 FROM results c WHERE c.run = ?1 AND c.test = r.test)"
 			  " ORDER BY r.run DESC, r.test", &s)) < 0)
@@ -766,6 +766,15 @@ int kpar_state_reused(struct kpar_state *st, long long run, const struct kpar_st
 					    (size_t)sqlite3_column_bytes(s, 5));
 		tr->attempts = sqlite3_column_int(s, 3);
 		tr->exit_code = sqlite3_column_int(s, 4);
+		tr->note = col_str(s, 7);
+		if (sqlite3_column_type(s, 8) == SQLITE_TEXT &&
+		    kpar_subtests_from_json(tr, (const char *)sqlite3_column_text(s, 8),
+					    (size_t)sqlite3_column_bytes(s, 8)) < 0) {
+			rc = kpar_error_prefix(KPAR_EDB, "state database '%s': test '%s'", st->path, tr->id);
+			sqlite3_finalize(s);
+			kpar_state_results_free(res, nres);
+			return rc;
+		}
 	}
 	rc = rc == SQLITE_DONE ? 0 : db_error(st, "read earlier results");
 	sqlite3_finalize(s);
