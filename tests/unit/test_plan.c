@@ -216,12 +216,19 @@ KPAR_TEST(empty_and_missing_list)
 	CHECK_INT(kpar_plan_make(&c, &p, &changed), KPAR_EINVAL);
 	CHECK(strstr(kpar_error_last(), "empty") != NULL);
 	free(c.state_dir);
-	c.state_dir = kpar_xstrdup("/nonexistent/kpar");
-	CHECK(kpar_plan_make(&c, &p, &changed) < 0);
-	CHECK(strstr(kpar_error_last(), "tests.list") != NULL);
-	/* nothing is created for a plan that cannot be made (as root, a
-	 * mkdir there would succeed) */
-	CHECK(access("/nonexistent/kpar", F_OK) != 0);
+	{
+		/* a state dir that does not exist: the error names the list, and
+		 * nothing is created for a plan that cannot be made */
+		char tmp[] = "/tmp/kpar-plan-XXXXXX";
+		CHECK(mkdtemp(tmp) != NULL);
+		c.state_dir = kpar_xasprintf("%s/sub/kpar", tmp);
+		CHECK(kpar_plan_make(&c, &p, &changed) < 0);
+		CHECK(strstr(kpar_error_last(), "tests.list") != NULL);
+		free(c.state_dir);
+		c.state_dir = kpar_xasprintf("%s/sub", tmp);
+		CHECK(access(c.state_dir, F_OK) != 0);
+		rmdir(tmp);
+	}
 	kpar_conf_free(&c);
 }
 
