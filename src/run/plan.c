@@ -30,6 +30,18 @@
  * finishes 1.037x above the bound, 8 per worker 1.005x. */
 #define BUCKETS_PER_WORKER 8
 
+size_t kpar_plan_default_buckets(const struct kpar_conf *c, size_t ntests)
+{
+	/* Local workers take buckets from a queue over a pipe, for well
+	 * under a millisecond each (local.c): a bucket per test leaves a
+	 * tail of at most one test.  A batch run pays its command's start-up
+	 * per bucket, and a pod seconds: those keep a few buckets a worker. */
+	if (c->backend && strcmp(c->backend, "local") == 0 &&
+	    !(c->run_mode && strcmp(c->run_mode, "batch") == 0))
+		return ntests > 0 ? ntests : 1;
+	return (size_t)c->workers * BUCKETS_PER_WORKER;
+}
+
 void kpar_plan_free(struct kpar_plan *p)
 {
 	size_t i;
@@ -244,7 +256,12 @@ static int write_plan(const struct kpar_conf *c, struct kpar_plan *p, int *chang
 		free(path);
 		path = kpar_fs_join(dir, name);
 		kpar_testlist_format(&p->buckets[i].tests, &b);
-		rc = kpar_fs_write_if_changed(path, b.data, b.len);
+		/* In place: this function compares every bucket file with the
+		 * plan each time it runs, so one torn by a kill or a power cut
+		 * is written again before any run; the local backend hands
+		 * workers their tests itself; plan.json, written last, is
+		 * atomic. */
+		rc = kpar_fs_rewrite_if_changed(path, b.data, b.len);
 		kpar_buf_free(&b);
 		if (rc < 0)
 			goto done;
@@ -352,7 +369,7 @@ int kpar_plan_make(const struct kpar_conf *c, struct kpar_plan *out, int *change
 	if ((rc = kpar_state_open(&st, c->state_dir, 0)) < 0 ||
 	    (rc = kpar_plan_inputs_digest(c, kpar_state_db(st), inputs)) < 0)
 		goto done;
-	nb = c->buckets > 0 ? (size_t)c->buckets : (size_t)c->workers * BUCKETS_PER_WORKER;
+	nb = c->buckets > 0 ? (size_t)c->buckets : kpar_plan_default_buckets(c, tests.n);
 	if (nb > tests.n)
 		nb = tests.n;
 	/* The key holds what the results depend on and every setting the
@@ -363,6 +380,8 @@ int kpar_plan_make(const struct kpar_conf *c, struct kpar_plan *out, int *change
 	kpar_buf_printf(&kb, "kpar-plan %d\ntests %s\ninputs %s\nbuckets %ld\nworkers %ld\n"
 			"default-seconds %.17g\ngroup %s\nhints %s\n", PLAN_FORMAT, tdig, inputs,
 			c->buckets, c->workers, c->default_seconds, c->group, c->hints);
+	if (c->buckets <= 0)
+		kpar_buf_printf(&kb, "default-buckets %zu\n", nb);
 	if (*c->hints) {
 		/* the hints file's content, not only its name, shapes the split */
 		char hd[KPAR_DIGEST_STR];

@@ -159,7 +159,7 @@ int kpar_cmd_run(int argc, char **argv)
 	int i, rc, lockfd = -1, have_last, resumed = 0, waited = 0, same;
 	/* when this run was asked for: a run of the same plan and inputs that
 	 * completed since (while this one waited on the lock) answers it */
-	double asked = kpar_state_now();
+	double asked = kpar_state_now(), run_started = 0;
 
 	memset(&p, 0, sizeof p);
 	memset(&last, 0, sizeof last);
@@ -283,6 +283,22 @@ int kpar_cmd_run(int argc, char **argv)
 	d.resumed = resumed;
 	if (resumed)
 		adopt_records(&c, &d);
+	/* kpar's own steps, for the summary's breakdown (report.c) */
+	{
+		static const char *const steps[] = { "list", "plan" };
+		char key[32], val[32];
+		for (i = 0; i < 2; i++) {
+			double t = kpar_tool_read_time(&c, steps[i]);
+			snprintf(key, sizeof key, "time.%s", steps[i]);
+			snprintf(val, sizeof val, "%.6f", t);
+			if (t >= 0 && kpar_state_run_meta_set(st, run, key, val) < 0)
+				kpar_error_clear();
+		}
+		snprintf(val, sizeof val, "%.6f", kpar_tool_elapsed());
+		if (kpar_state_run_meta_set(st, run, "time.setup", val) < 0)
+			kpar_error_clear();
+	}
+	run_started = kpar_state_now();
 	if (kpar_dispatch_pending(&d) > 0) {
 		rc = be->run(&d);
 		kpar_progress_end(&prog);
@@ -293,6 +309,12 @@ int kpar_cmd_run(int argc, char **argv)
 		}
 	}
 	kpar_dispatch_free(&d);
+	{
+		char val[32];
+		snprintf(val, sizeof val, "%.6f", kpar_state_now() - run_started);
+		if (kpar_state_run_meta_set(st, run, "time.run", val) < 0)
+			kpar_error_clear();
+	}
 	if ((rc = kpar_report_write(&c, st, run, &tot)) < 0)
 		goto fail;
 	if ((rc = kpar_state_run_end(st, run, "complete", tot.failed || tot.errors ? "fail" : "pass")) < 0)
