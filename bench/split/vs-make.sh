@@ -10,7 +10,9 @@
 #   env: KPAR_MK, KPAR_BIN, KPAR_PLUGIN  the kpar build under test (as replay.sh)
 #        BASE_MK, BASE_BIN, BASE_PLUGIN  optional: another kpar build, shown as
 #                                        "kpar-base" (say, the commit before a change)
-#        WORKERS (default "2 8 16"), RUN2 (noise or 2), MAKE, KEEP=1
+#        WORKERS (default "2 8 16"), RUN2 (noise or 2), MAKE, KEEP=1,
+#        REPEAT=N (every configuration N times, a line each: on a shared
+#        machine the spread between repeats is the noise to read against)
 # The tools' order is rotated per configuration, so none always runs first
 # on a machine whose load drifts.
 set -eu
@@ -81,6 +83,7 @@ printf '%-6s %-4s %8s' W run bound
 for t in $tools; do printf ' %10s' "$t"; done
 printf '\n'
 rot=0
+for rep in $(seq "${REPEAT:-1}"); do
 for w in $workers; do
 	rm -rf "$dir"/.kpar-*
 	for run in 1 2; do
@@ -110,4 +113,5 @@ for w in $workers; do
 			case $t in kpar*) sed -n "s/^Time: /  $t: /p" "$dir/$t.log" ;; esac
 		done
 	done
+done
 done

@@ -115,7 +115,7 @@ static int spawn(struct sched *s, struct slot *sl, long slot_no)
 {
 	char *work = kpar_xasprintf("%s/w%ld", s->rundir_work, slot_no + 1);
 	char *name = kpar_xasprintf("local-w%ld", slot_no + 1);
-	int req[2] = { -1, -1 }, rep[2] = { -1, -1 }, rc = 0;
+	int req[2] = { -1, -1 }, rep[2] = { -1, -1 }, rc = 0, fresh = !sl->log;
 	pid_t pid;
 
 	free(sl->log);
@@ -138,6 +138,7 @@ static int spawn(struct sched *s, struct slot *sl, long slot_no)
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		if (getppid() == 1)
 			_exit(125);
+		signal(SIGPIPE, SIG_DFL);
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		/* Own process group: a terminal's Ctrl-C reaches the scheduler,
@@ -146,7 +147,8 @@ static int spawn(struct sched *s, struct slot *sl, long slot_no)
 		setpgid(0, 0);
 		dup2(req[0], 0);
 		dup2(rep[1], 1);
-		fd = open(sl->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+		/* one log per slot and run; a replacement worker appends */
+		fd = open(sl->log, O_WRONLY | O_CREAT | O_APPEND | (fresh ? O_TRUNC : 0), 0644);
 		if (fd >= 0)
 			dup2(fd, 2);
 		execv(s->self, argv);
@@ -414,6 +416,7 @@ static int local_run(struct kpar_dispatch *d)
 	struct kpar_progress *prog = d->prog;
 	struct sched s;
 	struct pollfd *pfds = NULL;
+	struct sigaction ign, old_pipe;
 	sigset_t mask, old;
 	int rc = 0, interrupted = 0, sfd = -1;
 	double stop_deadline = 0;
@@ -451,15 +454,18 @@ static int local_run(struct kpar_dispatch *d)
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGHUP);
-	sigaddset(&mask, SIGPIPE);
 	sigprocmask(SIG_BLOCK, &mask, &old);
-	sigdelset(&mask, SIGPIPE);  /* blocked only: a dead worker's pipe is EPIPE */
 	sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 	if (sfd < 0) {
 		rc = kpar_error_errno(KPAR_EIO, "cannot create a signalfd");
 		sigprocmask(SIG_SETMASK, &old, NULL);
 		goto out;
 	}
+	/* A worker that died leaves a pipe that answers EPIPE, not a
+	 * SIGPIPE that would end the scheduler (workers get it back). */
+	memset(&ign, 0, sizeof ign);
+	ign.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &ign, &old_pipe);
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
 
 	for (;;) {
@@ -470,7 +476,8 @@ static int local_run(struct kpar_dispatch *d)
 		for (k = 0; !interrupted && rc == 0 && k < s.nslots && s.qlen > 0; k++) {
 			struct slot *sl = &s.slots[k];
 
-			if (sl->bucket || (sl->pid && sl->from_fd < 0))
+			/* a worker told to end, or ending, is replaced once reaped */
+			if (sl->bucket || (sl->pid && (sl->from_fd < 0 || sl->to_fd < 0)))
 				continue;
 			if (!sl->pid && (rc = spawn(&s, sl, k)) < 0)
 				break;
@@ -568,6 +575,7 @@ static int local_run(struct kpar_dispatch *d)
 	kill_all_adopted();
 	prctl(PR_SET_CHILD_SUBREAPER, 0);
 	close(sfd);
+	sigaction(SIGPIPE, &old_pipe, NULL);
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	if (interrupted && rc == 0)
 		rc = kpar_error_set(KPAR_EINTR, "interrupted: %zu of %zu buckets collected; "

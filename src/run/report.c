@@ -153,7 +153,7 @@ static void add_breakdown(struct kpar_buf *b, const struct timing *tm,
 		gap_sum += gaps[ngaps++];
 	}
 	qsort(gaps, ngaps, sizeof *gaps, cmp_double);
-	kpar_buf_puts(b, "\nTime: kpar ");
+	kpar_buf_puts(b, "\nTime: kpar's own ");
 	add_time(b, "list", tm->list, &first);
 	add_time(b, "plan", tm->plan, &first);
 	add_time(b, "start", tm->setup, &first);
