@@ -124,6 +124,8 @@ int kpar_fs_rewrite_if_changed(const char *path, const void *data, size_t len)
 		free(old);
 		return 0;
 	}
+	if (!old)
+		old_len = 0;
 	free(old);
 	kpar_error_clear();
 	/* O_NOFOLLOW and the type check: only a regular file of ours is
@@ -139,7 +141,11 @@ int kpar_fs_rewrite_if_changed(const char *path, const void *data, size_t len)
 					      path);
 		}
 	}
-	if (ftruncate(fd, 0) < 0 || kpar_fs_write_fully(fd, data, len) < 0)
+	/* Overwritten, then cut to length: a truncation to zero first would
+	 * make ext4 flush the file on close (auto_da_alloc), which on a busy
+	 * disk costs milliseconds per file. */
+	if (kpar_fs_write_fully(fd, data, len) < 0 ||
+	    (old_len > len && ftruncate(fd, (off_t)len) < 0))
 		rc = kpar_error_errno(KPAR_EIO, "cannot write '%s'", path);
 	close(fd);
 	return rc < 0 ? rc : 1;

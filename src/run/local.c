@@ -63,8 +63,6 @@ struct sched {
 	size_t qhead, qlen, qcap;
 	char *self;
 	char *rundir_results, *rundir_logs, *rundir_work;
-	double gaps;      /* seconds workers spent between buckets (progress.h) */
-	size_t ngaps;
 };
 
 /* The worker program: kpar-worker beside this executable when it is there
@@ -288,7 +286,7 @@ static int read_replies(struct sched *s, struct slot *sl, int dispatch)
 			char *end;
 			long bucket = strtol(sl->in.data + off, &end, 10);
 			unsigned long long len = strtoull(end, &end, 10);
-			double started = sl->started, now;
+			double started = sl->started;
 			size_t head = (size_t)(nl + 1 - (sl->in.data + off));
 
 			if (end != nl || bucket != sl->bucket || len > (1ull << 40)) {
@@ -300,12 +298,9 @@ static int read_replies(struct sched *s, struct slot *sl, int dispatch)
 				break;  /* the record is still coming */
 			sl->bucket = 0;
 			s->prog->running--;
-			now = kpar_progress_now();
 			if (dispatch && s->qlen > 0 && send_bucket(s, sl, s->queue[s->qhead]) == 0) {
 				s->qhead++;
 				s->qlen--;
-				s->gaps += kpar_progress_now() - now;
-				s->ngaps++;
 			}
 			{
 				int crc = collect(s, sl, (int)bucket, started, nl + 1, (size_t)len, NULL);
