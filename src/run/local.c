@@ -155,7 +155,7 @@ static int spawn(struct sched *s, struct slot *sl, long slot_no)
 	}
 	close(req[0]);
 	close(rep[1]);
-	/* A worker that died must not stop the scheduler with SIGPIPE. */
+	/* replies are read as they come: one worker must not hold the loop */
 	fcntl(rep[0], F_SETFL, fcntl(rep[0], F_GETFL) | O_NONBLOCK);
 	sl->pid = pid;
 	sl->bucket = 0;
@@ -181,6 +181,7 @@ static int send_bucket(struct sched *s, struct slot *sl, int bucket)
 	const struct kpar_strv *tests = &s->p->buckets[bucket - 1].tests;
 	struct kpar_buf req = KPAR_BUF_INIT;
 	struct stat sb;
+	char name[32];
 	size_t i;
 	int rc;
 
@@ -194,7 +195,8 @@ static int send_bucket(struct sched *s, struct slot *sl, int bucket)
 		return -1;
 	sl->bucket = bucket;
 	sl->started = kpar_progress_now();
-	kpar_state_bucket_mark(s->d->st, s->d->run, bucket, "running", NULL, s->d->attempts[bucket]);
+	snprintf(name, sizeof name, "local-w%ld", (long)(sl - s->slots) + 1);
+	kpar_state_bucket_mark(s->d->st, s->d->run, bucket, "running", name, s->d->attempts[bucket]);
 	s->prog->running++;
 	return 0;
 }

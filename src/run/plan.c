@@ -59,43 +59,69 @@ void kpar_plan_free(struct kpar_plan *p)
 /* Digest of a file, reused from the state database while its size, mtime
  * and inode are unchanged: `make k8s-test` with nothing changed only stats
  * the test programs instead of reading them all. */
-static int cached_digest(sqlite3 *db, const char *path, char out[KPAR_DIGEST_STR])
+/* The digest cache's statements, prepared once for many files. */
+struct digest_cache {
+	sqlite3_stmt *sel, *ins;
+};
+
+static void digest_cache_open(struct digest_cache *dc, sqlite3 *db)
+{
+	memset(dc, 0, sizeof *dc);
+	if (!db)
+		return;
+	if (sqlite3_prepare_v2(db, "SELECT digest FROM file_digests WHERE path = ?1 AND size = ?2"
+			       " AND mtime_ns = ?3 AND ino = ?4", -1, &dc->sel, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO file_digests(path, size, mtime_ns, ino, digest)"
+			       " VALUES(?1, ?2, ?3, ?4, ?5)", -1, &dc->ins, NULL) != SQLITE_OK) {
+		sqlite3_finalize(dc->sel);
+		sqlite3_finalize(dc->ins);
+		dc->sel = dc->ins = NULL;
+	}
+}
+
+static void digest_cache_close(struct digest_cache *dc)
+{
+	sqlite3_finalize(dc->sel);
+	sqlite3_finalize(dc->ins);
+	dc->sel = dc->ins = NULL;
+}
+
+static int cached_digest(struct digest_cache *dc, const char *path, char out[KPAR_DIGEST_STR])
 {
 	struct stat sb;
-	sqlite3_stmt *s = NULL;
 	long long mtime;
 	int rc;
 
 	if (stat(path, &sb) < 0)
 		return kpar_error_errno(KPAR_ENOTFOUND, "cannot stat '%s'", path);
 	mtime = (long long)sb.st_mtim.tv_sec * 1000000000LL + sb.st_mtim.tv_nsec;
-	if (db && sqlite3_prepare_v2(db, "SELECT digest FROM file_digests WHERE path = ?1 AND size = ?2"
-				     " AND mtime_ns = ?3 AND ino = ?4", -1, &s, NULL) == SQLITE_OK) {
-		sqlite3_bind_text(s, 1, path, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(s, 2, (sqlite3_int64)sb.st_size);
-		sqlite3_bind_int64(s, 3, mtime);
-		sqlite3_bind_int64(s, 4, (sqlite3_int64)sb.st_ino);
-		if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_bytes(s, 0) == KPAR_DIGEST_STR - 1) {
-			memcpy(out, sqlite3_column_text(s, 0), KPAR_DIGEST_STR);
-			sqlite3_finalize(s);
+	if (dc->sel) {
+		sqlite3_reset(dc->sel);
+		sqlite3_bind_text(dc->sel, 1, path, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_int64(dc->sel, 2, (sqlite3_int64)sb.st_size);
+		sqlite3_bind_int64(dc->sel, 3, mtime);
+		sqlite3_bind_int64(dc->sel, 4, (sqlite3_int64)sb.st_ino);
+		if (sqlite3_step(dc->sel) == SQLITE_ROW &&
+		    sqlite3_column_bytes(dc->sel, 0) == KPAR_DIGEST_STR - 1) {
+			memcpy(out, sqlite3_column_text(dc->sel, 0), KPAR_DIGEST_STR);
+			sqlite3_reset(dc->sel);
 			return 0;
 		}
+		sqlite3_reset(dc->sel);
 	}
-	sqlite3_finalize(s);
 	if ((rc = kpar_digest_file(path, out, NULL)) < 0)
 		return rc;
 	/* A file modified within the mtime granularity of now could change
 	 * again without its mtime moving: don't trust a cache entry for it. */
-	if (db && time(NULL) - sb.st_mtim.tv_sec > 1 &&
-	    sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO file_digests(path, size, mtime_ns, ino, digest)"
-			       " VALUES(?1, ?2, ?3, ?4, ?5)", -1, &s, NULL) == SQLITE_OK) {
-		sqlite3_bind_text(s, 1, path, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(s, 2, (sqlite3_int64)sb.st_size);
-		sqlite3_bind_int64(s, 3, mtime);
-		sqlite3_bind_int64(s, 4, (sqlite3_int64)sb.st_ino);
-		sqlite3_bind_text(s, 5, out, -1, SQLITE_STATIC);
-		sqlite3_step(s);
-		sqlite3_finalize(s);
+	if (dc->ins && time(NULL) - sb.st_mtim.tv_sec > 1) {
+		sqlite3_reset(dc->ins);
+		sqlite3_bind_text(dc->ins, 1, path, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_int64(dc->ins, 2, (sqlite3_int64)sb.st_size);
+		sqlite3_bind_int64(dc->ins, 3, mtime);
+		sqlite3_bind_int64(dc->ins, 4, (sqlite3_int64)sb.st_ino);
+		sqlite3_bind_text(dc->ins, 5, out, -1, SQLITE_TRANSIENT);
+		sqlite3_step(dc->ins);
+		sqlite3_reset(dc->ins);
 	}
 	return 0;
 }
@@ -104,9 +130,11 @@ int kpar_plan_inputs_digest(const struct kpar_conf *c, sqlite3 *db, char out[KPA
 {
 	struct kpar_strv files = KPAR_STRV_INIT;
 	struct kpar_buf b = KPAR_BUF_INIT;
+	struct digest_cache dc;
 	size_t i;
-	int rc;
+	int rc, in_txn = 0;
 
+	memset(&dc, 0, sizeof dc);
 	if ((rc = kpar_testlist_from_words(c->inputs, &files)) < 0) {
 		kpar_strv_free(&files);
 		return kpar_error_prefix(rc, "KPAR_TEST_INPUTS");
@@ -134,10 +162,13 @@ int kpar_plan_inputs_digest(const struct kpar_conf *c, sqlite3 *db, char out[KPA
 		}
 		kpar_strv_free(&names);
 	}
+	/* one transaction for the cache's updates, not one per file */
+	digest_cache_open(&dc, db);
+	in_txn = db && sqlite3_exec(db, "SAVEPOINT kpar_inputs", NULL, NULL, NULL) == SQLITE_OK;
 	for (i = 0; i < files.n; i++) {
 		char d[KPAR_DIGEST_STR];
 		char *path = files.v[i][0] == '/' ? kpar_xstrdup(files.v[i]) : kpar_fs_join(c->root, files.v[i]);
-		rc = cached_digest(db, path, d);
+		rc = cached_digest(&dc, path, d);
 		free(path);
 		if (rc < 0) {
 			kpar_error_prefix(rc, "KPAR_TEST_INPUTS");
@@ -147,6 +178,10 @@ int kpar_plan_inputs_digest(const struct kpar_conf *c, sqlite3 *db, char out[KPA
 	}
 	kpar_digest_str(b.data, b.len, out);
 done:
+	digest_cache_close(&dc);
+	/* the cache is only a cache: what it kept stays, even on an error */
+	if (in_txn)
+		sqlite3_exec(db, "RELEASE kpar_inputs", NULL, NULL, NULL);
 	kpar_strv_free(&files);
 	kpar_buf_free(&b);
 	return rc;
@@ -385,7 +420,12 @@ int kpar_plan_make(const struct kpar_conf *c, struct kpar_plan *out, int *change
 	if (*c->hints) {
 		/* the hints file's content, not only its name, shapes the split */
 		char hd[KPAR_DIGEST_STR];
-		if ((rc = cached_digest(kpar_state_db(st), c->hints, hd)) < 0) {
+		struct digest_cache dc;
+
+		digest_cache_open(&dc, kpar_state_db(st));
+		rc = cached_digest(&dc, c->hints, hd);
+		digest_cache_close(&dc);
+		if (rc < 0) {
 			kpar_error_prefix(rc, "KPAR_HINTS");
 			goto done;
 		}

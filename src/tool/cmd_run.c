@@ -7,6 +7,8 @@
  */
 #include "config.h"
 
+#include <dirent.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -142,6 +144,25 @@ static void adopt_records(const struct kpar_conf *c, struct kpar_dispatch *d)
 	}
 }
 
+/* Removes results/test-group-*.rec: those that are there, rather than a
+ * name per bucket (a thousand lookups when each test is a bucket). */
+static void remove_records(const struct kpar_conf *c)
+{
+	char *dir = kpar_conf_path(c, "results");
+	DIR *d = opendir(dir);
+	struct dirent *e;
+
+	while (d && (e = readdir(d))) {
+		size_t n = strlen(e->d_name);
+		if (strncmp(e->d_name, "test-group-", 11) == 0 && n > 4 &&
+		    strcmp(e->d_name + n - 4, ".rec") == 0)
+			unlinkat(dirfd(d), e->d_name, 0);
+	}
+	if (d)
+		closedir(d);
+	free(dir);
+}
+
 int kpar_cmd_run(int argc, char **argv)
 {
 	struct kpar_conf c;
@@ -263,11 +284,7 @@ int kpar_cmd_run(int argc, char **argv)
 		/* a resume adopts the records under results/: they must be this
 		 * run's, not an earlier run's of the same plan (on Kubernetes
 		 * the image may differ while the plan does not) */
-		for (b = 1; b <= p.nbuckets; b++) {
-			char *rec = kpar_xasprintf("%s/results/test-group-%zu.rec", c.state_dir, b);
-			unlink(rec);
-			free(rec);
-		}
+		remove_records(&c);
 	}
 	/* The verdict is Make's target for the run: it must not outlive a run
 	 * that is being replaced or continued.  A run already complete keeps
