@@ -113,6 +113,44 @@ int kpar_fs_write_if_changed(const char *path, const void *data, size_t len)
 	return rc < 0 ? rc : 1;
 }
 
+int kpar_fs_rewrite_if_changed(const char *path, const void *data, size_t len)
+{
+	char *old = NULL;
+	size_t old_len = 0;
+	int fd, rc = 0;
+
+	if (kpar_fs_read_all(path, &old, &old_len) == 0 && old_len == len &&
+	    memcmp(old, data, len) == 0) {
+		free(old);
+		return 0;
+	}
+	if (!old)
+		old_len = 0;
+	free(old);
+	kpar_error_clear();
+	/* O_NOFOLLOW and the type check: only a regular file of ours is
+	 * overwritten, never a symlink's target or a device. */
+	fd = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return kpar_error_errno(KPAR_EIO, "cannot write '%s'", path);
+	{
+		struct stat st;
+		if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+			close(fd);
+			return kpar_error_set(KPAR_EINVAL, "refusing to replace '%s': not a regular file",
+					      path);
+		}
+	}
+	/* Overwritten, then cut to length: a truncation to zero first would
+	 * make ext4 flush the file on close (auto_da_alloc), which on a busy
+	 * disk costs milliseconds per file. */
+	if (kpar_fs_write_fully(fd, data, len) < 0 ||
+	    (old_len > len && ftruncate(fd, (off_t)len) < 0))
+		rc = kpar_error_errno(KPAR_EIO, "cannot write '%s'", path);
+	close(fd);
+	return rc < 0 ? rc : 1;
+}
+
 int kpar_fs_mkdir_p(const char *path, unsigned mode)
 {
 	char *p = kpar_xstrdup(path), *s;

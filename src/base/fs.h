@@ -19,6 +19,11 @@ int kpar_fs_write_fully(int fd, const void *data, size_t len);
 int kpar_fs_write_atomic(const char *path, const void *data, size_t len);
 /* Returns 1 when the file was written, 0 when it already held these bytes. */
 int kpar_fs_write_if_changed(const char *path, const void *data, size_t len);
+/* The same, but written in place: neither atomic nor synced.  Only for
+ * files compared with their intended content before every use, such as
+ * bucket files (plan.c): replacing a file creates an inode, and on a busy
+ * file system a thousand of them cost a second. */
+int kpar_fs_rewrite_if_changed(const char *path, const void *data, size_t len);
 /* mkdir -p; mode applies to directories it creates. */
 int kpar_fs_mkdir_p(const char *path, unsigned mode);
 /* rm -rf without following symlinks; a missing path is not an error. */

@@ -223,10 +223,13 @@ int kpar_dispatch_record(struct kpar_dispatch *d, int bucket, const char *text, 
 		d->prog->scale = d->stats.collected == 1 ? ratio : 0.7 * d->prog->scale + 0.3 * ratio;
 	}
 	test_lines(d, &r);
-	kpar_progress_line(d->prog, "kpar: bucket %d/%zu done: %zu test%s, %zu failed, %zu error%s, %.1fs [%s]",
-			   bucket, d->p->nbuckets, r.ntests, kpar_buf_plural(r.ntests), failed, errors,
-			   kpar_buf_plural(errors), took,
-			   where ? where : r.worker ? r.worker : "?");
+	/* A bucket of one test that passed says nothing the progress line
+	 * does not: a thousand such lines would bury the failures. */
+	if (pb->tests.n > 1 || failed || errors)
+		kpar_progress_line(d->prog, "kpar: bucket %d/%zu done: %zu test%s, %zu failed, "
+				   "%zu error%s, %.1fs [%s]", bucket, d->p->nbuckets, r.ntests,
+				   kpar_buf_plural(r.ntests), failed, errors, kpar_buf_plural(errors),
+				   took, where ? where : r.worker ? r.worker : "?");
 	kpar_bucket_result_free(&r);
 	return KPAR_BUCKET_COLLECTED;
 }

@@ -32,6 +32,18 @@
  * finishes 1.037x above the bound, 8 per worker 1.005x. */
 #define BUCKETS_PER_WORKER 8
 
+size_t kpar_plan_default_buckets(const struct kpar_conf *c, size_t ntests)
+{
+	/* Local workers take buckets from a queue over a pipe, for well
+	 * under a millisecond each (local.c): a bucket per test leaves a
+	 * tail of at most one test.  A batch run pays its command's start-up
+	 * per bucket, and a pod seconds: those keep a few buckets a worker. */
+	if (c->backend && strcmp(c->backend, "local") == 0 &&
+	    !(c->run_mode && strcmp(c->run_mode, "batch") == 0))
+		return ntests > 0 ? ntests : 1;
+	return (size_t)c->workers * BUCKETS_PER_WORKER;
+}
+
 void kpar_plan_free(struct kpar_plan *p)
 {
 	size_t i;
@@ -51,54 +63,94 @@ void kpar_plan_free(struct kpar_plan *p)
 /* Digest of a file, reused from the state database while its size, mtime
  * and inode are unchanged: `make k8s-test` with nothing changed only stats
  * the test programs instead of reading them all. */
-static int cached_digest(sqlite3 *db, const char *path, char out[KPAR_DIGEST_STR])
+/* The digest cache's statements, prepared once for many files. */
+struct digest_cache {
+	sqlite3_stmt *sel, *ins;
+};
+
+static void digest_cache_open(struct digest_cache *dc, sqlite3 *db)
+{
+	memset(dc, 0, sizeof *dc);
+	if (!db)
+		return;
+	if (sqlite3_prepare_v2(db, "SELECT digest FROM file_digests WHERE path = ?1 AND size = ?2"
+			       " AND mtime_ns = ?3 AND ino = ?4", -1, &dc->sel, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO file_digests(path, size, mtime_ns, ino, digest)"
+			       " VALUES(?1, ?2, ?3, ?4, ?5)", -1, &dc->ins, NULL) != SQLITE_OK) {
+		sqlite3_finalize(dc->sel);
+		sqlite3_finalize(dc->ins);
+		dc->sel = dc->ins = NULL;
+	}
+}
+
+static void digest_cache_close(struct digest_cache *dc)
+{
+	sqlite3_finalize(dc->sel);
+	sqlite3_finalize(dc->ins);
+	dc->sel = dc->ins = NULL;
+}
+
+static int cached_digest(struct digest_cache *dc, const char *path, char out[KPAR_DIGEST_STR])
 {
 	struct stat sb;
-	sqlite3_stmt *s = NULL;
 	long long mtime;
 	int rc;
 
 	if (stat(path, &sb) < 0)
 		return kpar_error_errno(KPAR_ENOTFOUND, "cannot stat '%s'", path);
 	mtime = (long long)sb.st_mtim.tv_sec * 1000000000LL + sb.st_mtim.tv_nsec;
-	if (db && sqlite3_prepare_v2(db, "SELECT digest FROM file_digests WHERE path = ?1 AND size = ?2"
-				     " AND mtime_ns = ?3 AND ino = ?4", -1, &s, NULL) == SQLITE_OK) {
-		sqlite3_bind_text(s, 1, path, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(s, 2, (sqlite3_int64)sb.st_size);
-		sqlite3_bind_int64(s, 3, mtime);
-		sqlite3_bind_int64(s, 4, (sqlite3_int64)sb.st_ino);
-		if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_bytes(s, 0) == KPAR_DIGEST_STR - 1) {
-			memcpy(out, sqlite3_column_text(s, 0), KPAR_DIGEST_STR);
-			sqlite3_finalize(s);
+	if (dc->sel) {
+		sqlite3_reset(dc->sel);
+		sqlite3_bind_text(dc->sel, 1, path, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_int64(dc->sel, 2, (sqlite3_int64)sb.st_size);
+		sqlite3_bind_int64(dc->sel, 3, mtime);
+		sqlite3_bind_int64(dc->sel, 4, (sqlite3_int64)sb.st_ino);
+		if (sqlite3_step(dc->sel) == SQLITE_ROW &&
+		    sqlite3_column_bytes(dc->sel, 0) == KPAR_DIGEST_STR - 1) {
+			memcpy(out, sqlite3_column_text(dc->sel, 0), KPAR_DIGEST_STR);
+			sqlite3_reset(dc->sel);
 			return 0;
 		}
+		sqlite3_reset(dc->sel);
 	}
-	sqlite3_finalize(s);
 	if ((rc = kpar_digest_file(path, out, NULL)) < 0)
 		return rc;
 	/* A file modified within the mtime granularity of now could change
 	 * again without its mtime moving: don't trust a cache entry for it. */
-	if (db && time(NULL) - sb.st_mtim.tv_sec > 1 &&
-	    sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO file_digests(path, size, mtime_ns, ino, digest)"
-			       " VALUES(?1, ?2, ?3, ?4, ?5)", -1, &s, NULL) == SQLITE_OK) {
-		sqlite3_bind_text(s, 1, path, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(s, 2, (sqlite3_int64)sb.st_size);
-		sqlite3_bind_int64(s, 3, mtime);
-		sqlite3_bind_int64(s, 4, (sqlite3_int64)sb.st_ino);
-		sqlite3_bind_text(s, 5, out, -1, SQLITE_STATIC);
-		sqlite3_step(s);
-		sqlite3_finalize(s);
+	if (dc->ins && time(NULL) - sb.st_mtim.tv_sec > 1) {
+		sqlite3_reset(dc->ins);
+		sqlite3_bind_text(dc->ins, 1, path, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_int64(dc->ins, 2, (sqlite3_int64)sb.st_size);
+		sqlite3_bind_int64(dc->ins, 3, mtime);
+		sqlite3_bind_int64(dc->ins, 4, (sqlite3_int64)sb.st_ino);
+		sqlite3_bind_text(dc->ins, 5, out, -1, SQLITE_TRANSIENT);
+		sqlite3_step(dc->ins);
+		sqlite3_reset(dc->ins);
 	}
 	return 0;
+}
+
+/* cached_digest for one file (db may be NULL). */
+static int file_digest(sqlite3 *db, const char *path, char out[KPAR_DIGEST_STR])
+{
+	struct digest_cache dc;
+	int rc;
+
+	digest_cache_open(&dc, db);
+	rc = cached_digest(&dc, path, out);
+	digest_cache_close(&dc);
+	return rc;
 }
 
 int kpar_plan_inputs_digest(const struct kpar_conf *c, sqlite3 *db, char out[KPAR_DIGEST_STR])
 {
 	struct kpar_strv files = KPAR_STRV_INIT;
 	struct kpar_buf b = KPAR_BUF_INIT;
+	struct digest_cache dc;
 	size_t i;
-	int rc;
+	int rc, in_txn = 0;
 
+	memset(&dc, 0, sizeof dc);
 	if ((rc = kpar_testlist_from_words(c->inputs, &files)) < 0) {
 		kpar_strv_free(&files);
 		return kpar_error_prefix(rc, "KPAR_TEST_INPUTS");
@@ -131,10 +183,13 @@ int kpar_plan_inputs_digest(const struct kpar_conf *c, sqlite3 *db, char out[KPA
 		}
 		kpar_strv_free(&names);
 	}
+	/* one transaction for the cache's updates, not one per file */
+	digest_cache_open(&dc, db);
+	in_txn = db && sqlite3_exec(db, "SAVEPOINT kpar_inputs", NULL, NULL, NULL) == SQLITE_OK;
 	for (i = 0; i < files.n; i++) {
 		char d[KPAR_DIGEST_STR];
 		char *path = files.v[i][0] == '/' ? kpar_xstrdup(files.v[i]) : kpar_fs_join(c->root, files.v[i]);
-		rc = cached_digest(db, path, d);
+		rc = cached_digest(&dc, path, d);
 		free(path);
 		if (rc < 0) {
 			kpar_error_prefix(rc, "KPAR_TEST_INPUTS");
@@ -144,6 +199,10 @@ int kpar_plan_inputs_digest(const struct kpar_conf *c, sqlite3 *db, char out[KPA
 	}
 	kpar_digest_str(b.data, b.len, out);
 done:
+	digest_cache_close(&dc);
+	/* the cache is only a cache: what it kept stays, even on an error */
+	if (in_txn)
+		sqlite3_exec(db, "RELEASE kpar_inputs", NULL, NULL, NULL);
 	kpar_strv_free(&files);
 	kpar_buf_free(&b);
 	return rc;
@@ -266,7 +325,12 @@ static int write_plan(const struct kpar_conf *c, struct kpar_plan *p, int *chang
 		free(path);
 		path = kpar_fs_join(dir, name);
 		kpar_testlist_format(&p->buckets[i].tests, &b);
-		rc = kpar_fs_write_if_changed(path, b.data, b.len);
+		/* In place: this function compares every bucket file with the
+		 * plan each time it runs, so one torn by a kill or a power cut
+		 * is written again before any run; the local backend hands
+		 * workers their tests itself; plan.json, written last, is
+		 * atomic. */
+		rc = kpar_fs_rewrite_if_changed(path, b.data, b.len);
 		kpar_buf_free(&b);
 		if (rc < 0)
 			goto done;
@@ -371,7 +435,7 @@ static int history_key(const struct kpar_conf *c, sqlite3 *db, const struct kpar
 		rc = kpar_import_expand(c->history_from, c->root, &from);
 		for (i = 0; rc == 0 && i < from.n; i++) {
 			char fd[KPAR_DIGEST_STR];
-			if ((rc = cached_digest(db, from.v[i], fd)) < 0)
+			if ((rc = file_digest(db, from.v[i], fd)) < 0)
 				kpar_error_prefix(rc, "KPAR_HISTORY_FROM");
 			else
 				kpar_strv_push(&dig, fd);
@@ -430,11 +494,13 @@ static int own_digests(const struct kpar_conf *c, sqlite3 *db, const struct kpar
 {
 	struct kpar_strv words = KPAR_STRV_INIT;
 	struct kpar_buf b = KPAR_BUF_INIT;
+	struct digest_cache dc;
 	size_t i, w;
 	int rc;
 
 	if ((rc = kpar_testlist_from_words(c->inputs_of, &words)) < 0)
 		return kpar_error_prefix(rc, "KPAR_TEST_INPUTS_OF");
+	digest_cache_open(&dc, db);
 	for (w = 0; w < words.n; w++)
 		if (!strrchr(words.v[w], ':') || strrchr(words.v[w], ':') == words.v[w]) {
 			rc = kpar_error_set(KPAR_EINVAL, "KPAR_TEST_INPUTS_OF: '%s' is not TEST-PATTERN:INPUT,...",
@@ -482,7 +548,7 @@ static int own_digests(const struct kpar_conf *c, sqlite3 *db, const struct kpar
 				if (path.len > 1) {
 					full = path.data[0] == '/' ? kpar_xstrdup(path.data)
 								   : kpar_fs_join(c->root, path.data);
-					if (cached_digest(db, full, d) < 0) {
+					if (cached_digest(&dc, full, d) < 0) {
 						kpar_error_clear();
 						snprintf(d, sizeof d, "missing");
 					}
@@ -505,6 +571,7 @@ static int own_digests(const struct kpar_conf *c, sqlite3 *db, const struct kpar
 	}
 	rc = 0;
 done:
+	digest_cache_close(&dc);
 	kpar_strv_free(&words);
 	kpar_buf_free(&b);
 	return rc;
@@ -596,17 +663,24 @@ static int plan_key(const struct kpar_conf *c, sqlite3 *db, const struct kpar_st
 		    char inputs[KPAR_DIGEST_STR], char key[KPAR_DIGEST_STR])
 {
 	struct kpar_buf kb = KPAR_BUF_INIT;
+	size_t nb;
 	int rc;
 
 	if ((rc = kpar_plan_inputs_digest(c, db, inputs)) < 0)
 		goto done;
+	/* how many buckets the split makes is part of the key */
+	nb = c->buckets > 0 ? (size_t)c->buckets : kpar_plan_default_buckets(c, tests->n);
+	if (nb > tests->n)
+		nb = tests->n;
 	kpar_buf_printf(&kb, "kpar-plan %d\ntests %s\ninputs %s\nbuckets %ld\nworkers %ld\n"
 			"default-seconds %.17g\ngroup %s\nhints %s\n", PLAN_FORMAT, tdig, inputs,
 			c->buckets, c->workers, c->default_seconds, c->group, c->hints);
+	if (c->buckets <= 0)
+		kpar_buf_printf(&kb, "default-buckets %zu\n", nb);
 	if (*c->hints) {
 		/* the hints file's content, not only its name, shapes the split */
 		char hd[KPAR_DIGEST_STR];
-		if ((rc = cached_digest(db, c->hints, hd)) < 0) {
+		if ((rc = file_digest(db, c->hints, hd)) < 0) {
 			kpar_error_prefix(rc, "KPAR_HINTS");
 			goto done;
 		}
@@ -716,7 +790,7 @@ int kpar_plan_make(const struct kpar_conf *c, struct kpar_plan *out, int *change
 	}
 	if ((rc = plan_key(c, kpar_state_db(st), &tests, &own, 1, &nimported, tdig, inputs, key)) < 0)
 		goto done;
-	nb = c->buckets > 0 ? (size_t)c->buckets : (size_t)c->workers * BUCKETS_PER_WORKER;
+	nb = c->buckets > 0 ? (size_t)c->buckets : kpar_plan_default_buckets(c, tests.n);
 	if (nb > tests.n)
 		nb = tests.n;
 

@@ -48,6 +48,10 @@ struct kpar_plan {
 void kpar_plan_free(struct kpar_plan *p);
 /* Reads plan.json; errors name the file. */
 int kpar_plan_load(const char *path, struct kpar_plan *out);
+/* How many buckets a plan has when KPAR_BUCKETS is not set: one per test
+ * on the local backend in per-test mode (each worker takes the next test,
+ * so the tail is one test long), else 8 per worker. */
+size_t kpar_plan_default_buckets(const struct kpar_conf *c, size_t ntests);
 /* Makes (or keeps) the plan for the configuration; *changed set to 1 when
  * plan.json was rewritten. */
 int kpar_plan_make(const struct kpar_conf *c, struct kpar_plan *out, int *changed);

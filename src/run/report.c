@@ -170,9 +170,87 @@ static void count(struct kpar_report_totals *tot, const struct kpar_test_result 
 	}
 }
 
+/* Where the time went, kpar's own against the tests': the steps' times
+ * (run_meta time.*, stored by `kpar run`), and from the buckets' clocks
+ * the gaps each worker spent between two buckets. */
+struct timing {
+	double list, plan, setup, run, report;  /* < 0: unknown */
+};
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static int cmp_worker_start(const void *a, const void *b)
+{
+	const struct kpar_bucket_result *x = *(const struct kpar_bucket_result *const *)a;
+	const struct kpar_bucket_result *y = *(const struct kpar_bucket_result *const *)b;
+	int c = strcmp(x->worker ? x->worker : "", y->worker ? y->worker : "");
+
+	if (c)
+		return c;
+	return x->started < y->started ? -1 : x->started > y->started;
+}
+
+static void add_time(struct kpar_buf *b, const char *what, double s, int *first)
+{
+	if (s < 0)
+		return;
+	kpar_buf_printf(b, "%s%s ", *first ? "" : ", ", what);
+	fmt_secs(b, s);
+	*first = 0;
+}
+
+static void add_breakdown(struct kpar_buf *b, const struct timing *tm,
+			  struct kpar_bucket_result *res, size_t nres, double test_time)
+{
+	struct kpar_bucket_result **by = kpar_xcalloc(nres ? nres : 1, sizeof *by);
+	double *gaps = kpar_xcalloc(nres ? nres : 1, sizeof *gaps), busy = 0, gap_sum = 0;
+	size_t i, ngaps = 0;
+	int first = 1;
+
+	for (i = 0; i < nres; i++) {
+		by[i] = &res[i];
+		if (res[i].finished > res[i].started)
+			busy += res[i].finished - res[i].started;
+	}
+	qsort(by, nres, sizeof *by, cmp_worker_start);
+	for (i = 1; i < nres; i++) {
+		if (strcmp(by[i]->worker ? by[i]->worker : "", by[i - 1]->worker ? by[i - 1]->worker : ""))
+			continue;
+		gaps[ngaps] = by[i]->started - by[i - 1]->finished;
+		if (gaps[ngaps] < 0)
+			gaps[ngaps] = 0;
+		gap_sum += gaps[ngaps++];
+	}
+	qsort(gaps, ngaps, sizeof *gaps, cmp_double);
+	kpar_buf_puts(b, "\nTime: kpar's own ");
+	add_time(b, "list", tm->list, &first);
+	add_time(b, "plan", tm->plan, &first);
+	add_time(b, "start", tm->setup, &first);
+	add_time(b, "between buckets", gap_sum, &first);
+	if (ngaps)
+		kpar_buf_printf(b, " (median %.1f ms)", gaps[ngaps / 2] * 1000);
+	add_time(b, "in buckets", busy > test_time ? busy - test_time : 0, &first);
+	add_time(b, "report", tm->report, &first);
+	kpar_buf_puts(b, "; tests ");
+	fmt_secs(b, test_time);
+	if (tm->run >= 0) {
+		kpar_buf_puts(b, " in a run of ");
+		fmt_secs(b, tm->run);
+	}
+	kpar_buf_putc(b, '\n');
+	free(by);
+	free(gaps);
+}
+
 static void build_summary(const struct kpar_run_info *ri, const char *events,
 			  struct kpar_bucket_result *res, size_t nres, const char *logs,
-			  struct kpar_report_totals *tot, struct kpar_buf *b)
+			  struct kpar_report_totals *tot, struct kpar_buf *b,
+			  const struct timing *tm)
 {
 	struct worker_time *wt = NULL;
 	struct test_ref *refs;
@@ -281,6 +359,7 @@ static void build_summary(const struct kpar_run_info *ri, const char *events,
 	}
 	if (nw && sumbusy > 0)
 		kpar_buf_printf(b, "  imbalance: busiest worker %.2fx the mean\n", maxbusy / (sumbusy / (double)nw));
+	add_breakdown(b, tm, res, nres, test_time);
 	if (events && *events)
 		kpar_buf_printf(b, "\nEvents on the platform (%s):\n%s", ri->backend ? ri->backend : "?", events);
 	add_subtest_counts(b, refs, nrefs);
@@ -358,6 +437,8 @@ int kpar_report_write(const struct kpar_conf *c, struct kpar_state *st, long lon
 	char *dir = kpar_conf_path(c, "report"), *path = NULL, *mem = NULL, *events = NULL;
 	size_t nres = 0, memlen = 0, i;
 	FILE *f = NULL;
+	struct timing tm;
+	double t0 = kpar_state_now();
 	int rc;
 
 	memset(&ri, 0, sizeof ri);
@@ -388,7 +469,20 @@ int kpar_report_write(const struct kpar_conf *c, struct kpar_state *st, long lon
 	path = kpar_fs_join(dir, "logs");
 	if ((rc = kpar_testlog_write_all(path, ptrs, nres)) < 0)
 		goto done;
-	build_summary(&ri, events, res, nres, path, totals, &sum);
+	{
+		static const char *const keys[] = { "time.list", "time.plan", "time.setup", "time.run" };
+		double *slot[] = { &tm.list, &tm.plan, &tm.setup, &tm.run };
+		for (i = 0; i < 4; i++) {
+			char *v = NULL;
+			*slot[i] = -1;
+			if (kpar_state_run_meta_get(st, run, keys[i], &v) == 0 && v)
+				*slot[i] = atof(v);
+			kpar_error_clear();
+			free(v);
+		}
+		tm.report = kpar_state_now() - t0;
+	}
+	build_summary(&ri, events, res, nres, path, totals, &sum, &tm);
 	free(path);
 	path = kpar_fs_join(dir, "summary.txt");
 	if ((rc = kpar_fs_write_atomic(path, sum.data, sum.len)) < 0)

@@ -15,9 +15,17 @@
 
 #define SCHEMA_VERSION "1"
 
+/* Statements kept prepared for the life of the handle: a collect per
+ * test must not parse its SQL each time. */
+enum { ST_CHECK, ST_INSERT, ST_COLLECTED, ST_MARK, ST_N };
+
 struct kpar_state {
 	sqlite3 *db;
 	char *path;
+	sqlite3_stmt *stmt[ST_N];
+	int batch;                           /* inside kpar_state_batch_begin */
+	struct kpar_history_sample *pending;  /* durations of the batch (ids owned) */
+	size_t npending, cappending;
 };
 
 static const char schema[] =
@@ -101,6 +109,60 @@ static int prepare(struct kpar_state *st, const char *sql, sqlite3_stmt **out)
 	if (sqlite3_prepare_v2(st->db, sql, -1, out, NULL) != SQLITE_OK)
 		return db_error(st, "prepare");
 	return 0;
+}
+
+static void drop_pending(struct kpar_state *st)
+{
+	size_t i;
+
+	for (i = 0; i < st->npending; i++)
+		free((char *)st->pending[i].test);
+	st->npending = 0;
+}
+
+/* The handle's statement k for sql, prepared once, reset and unbound. */
+static int cached(struct kpar_state *st, int k, const char *sql, sqlite3_stmt **out)
+{
+	if (!st->stmt[k] && sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT,
+					       &st->stmt[k], NULL) != SQLITE_OK)
+		return db_error(st, "prepare");
+	sqlite3_reset(st->stmt[k]);
+	sqlite3_clear_bindings(st->stmt[k]);
+	*out = st->stmt[k];
+	return 0;
+}
+
+int kpar_state_batch_begin(struct kpar_state *st)
+{
+	int rc;
+
+	if (st->batch)
+		return 0;
+	if ((rc = exec(st, "BEGIN IMMEDIATE")) < 0)
+		return rc;
+	st->batch = 1;
+	return 0;
+}
+
+int kpar_state_batch_end(struct kpar_state *st)
+{
+	int rc = 0;
+
+	if (!st->batch)
+		return 0;
+	st->batch = 0;
+	if (st->npending > 0)
+		rc = kpar_history_add_many(st->db, st->pending, st->npending);
+	drop_pending(st);
+	if (rc == 0)
+		rc = exec(st, "COMMIT");
+	if (rc < 0) {
+		char *msg = kpar_xstrdup(kpar_error_last());
+		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+		rc = kpar_error_set(KPAR_EDB, "%s", msg);
+		free(msg);
+	}
+	return rc;
 }
 
 /* "file:" URI of path with immutable=1: URI syntax, so '%', '?' and '#'
@@ -204,8 +266,16 @@ fail:
 
 void kpar_state_close(struct kpar_state *st)
 {
+	int i;
+
 	if (!st)
 		return;
+	if (st->batch)
+		exec(st, "ROLLBACK");
+	drop_pending(st);
+	free(st->pending);
+	for (i = 0; i < ST_N; i++)
+		sqlite3_finalize(st->stmt[i]);
 	sqlite3_close(st->db);
 	free(st->path);
 	free(st);
@@ -372,9 +442,9 @@ int kpar_state_bucket_mark(struct kpar_state *st, long long run, int bucket, con
 	sqlite3_stmt *s;
 	int rc;
 
-	if ((rc = prepare(st, "UPDATE buckets SET status = ?3, worker = ?4, attempts = ?5,"
-			  " started = CASE WHEN ?3 = 'running' THEN ?6 ELSE started END"
-			  " WHERE run = ?1 AND idx = ?2 AND status != 'collected'", &s)) < 0)
+	if ((rc = cached(st, ST_MARK, "UPDATE buckets SET status = ?3, worker = ?4, attempts = ?5,"
+			 " started = CASE WHEN ?3 = 'running' THEN ?6 ELSE started END"
+			 " WHERE run = ?1 AND idx = ?2 AND status != 'collected'", &s)) < 0)
 		return rc;
 	sqlite3_bind_int64(s, 1, run);
 	sqlite3_bind_int(s, 2, bucket);
@@ -383,7 +453,7 @@ int kpar_state_bucket_mark(struct kpar_state *st, long long run, int bucket, con
 	sqlite3_bind_int(s, 5, attempts);
 	sqlite3_bind_double(s, 6, kpar_state_now());
 	rc = sqlite3_step(s) == SQLITE_DONE ? 0 : db_error(st, "mark bucket");
-	sqlite3_finalize(s);
+	sqlite3_reset(s);
 	return rc;
 }
 
@@ -429,12 +499,14 @@ int kpar_state_collect(struct kpar_state *st, long long run, const struct kpar_b
 {
 	sqlite3_stmt *chk = NULL, *ins = NULL, *upd = NULL;
 	struct kpar_history_sample *samples = NULL;
-	size_t i, nsamples = 0;
+	size_t i, nsamples = 0, queued = st->npending;
 	int rc;
 
-	if ((rc = exec(st, "BEGIN IMMEDIATE")) < 0)
+	/* In a batch, a savepoint: a bad record undoes itself only. */
+	if ((rc = exec(st, st->batch ? "SAVEPOINT kpar_collect" : "BEGIN IMMEDIATE")) < 0)
 		return rc;
-	if ((rc = prepare(st, "SELECT status FROM buckets WHERE run = ?1 AND idx = ?2", &chk)) < 0)
+	if ((rc = cached(st, ST_CHECK, "SELECT status FROM buckets WHERE run = ?1 AND idx = ?2",
+			 &chk)) < 0)
 		goto fail;
 	sqlite3_bind_int64(chk, 1, run);
 	sqlite3_bind_int(chk, 2, r->bucket);
@@ -446,12 +518,13 @@ int kpar_state_collect(struct kpar_state *st, long long run, const struct kpar_b
 	if (strcmp((const char *)sqlite3_column_text(chk, 0), "collected") == 0) {
 		/* A record delivered twice (a retried pod whose first attempt
 		 * also finished) must not count its tests twice. */
-		sqlite3_finalize(chk);
-		return exec(st, "COMMIT");
+		sqlite3_reset(chk);
+		return exec(st, st->batch ? "RELEASE kpar_collect" : "COMMIT");
 	}
-	if ((rc = prepare(st, "INSERT OR REPLACE INTO results(run, test, bucket, attempt, worker, status,"
-			  " seconds, attempts, exit_code, output, note, subtests)"
-			  " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)", &ins)) < 0)
+	sqlite3_reset(chk);
+	if ((rc = cached(st, ST_INSERT, "INSERT OR REPLACE INTO results(run, test, bucket, attempt,"
+			 " worker, status, seconds, attempts, exit_code, output, note, subtests)"
+			 " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)", &ins)) < 0)
 		goto fail;
 	samples = kpar_xcalloc(r->ntests ? r->ntests : 1, sizeof *samples);
 	for (i = 0; i < r->ntests; i++) {
@@ -492,10 +565,25 @@ int kpar_state_collect(struct kpar_state *st, long long run, const struct kpar_b
 			nsamples++;
 		}
 	}
-	if ((rc = kpar_history_add_many(st->db, samples, nsamples)) < 0)
+	sqlite3_reset(ins);
+	if (st->batch) {
+		/* Durations go in once per batch, with the batch (their SQL
+		 * is prepared per call). */
+		for (i = 0; i < nsamples; i++) {
+			if (st->npending == st->cappending) {
+				st->cappending = st->cappending ? 2 * st->cappending : 64;
+				st->pending = kpar_xrealloc(st->pending,
+							    st->cappending * sizeof *st->pending);
+			}
+			st->pending[st->npending] = samples[i];
+			st->pending[st->npending++].test = kpar_xstrdup(samples[i].test);
+		}
+	} else if ((rc = kpar_history_add_many(st->db, samples, nsamples)) < 0) {
 		goto fail;
-	if ((rc = prepare(st, "UPDATE buckets SET status = 'collected', worker = ?3, attempts = ?4,"
-			  " started = ?5, finished = ?6 WHERE run = ?1 AND idx = ?2", &upd)) < 0)
+	}
+	if ((rc = cached(st, ST_COLLECTED, "UPDATE buckets SET status = 'collected', worker = ?3,"
+			 " attempts = ?4, started = ?5, finished = ?6 WHERE run = ?1 AND idx = ?2",
+			 &upd)) < 0)
 		goto fail;
 	sqlite3_bind_int64(upd, 1, run);
 	sqlite3_bind_int(upd, 2, r->bucket);
@@ -507,17 +595,25 @@ int kpar_state_collect(struct kpar_state *st, long long run, const struct kpar_b
 		rc = db_error(st, "mark bucket collected");
 		goto fail;
 	}
-	sqlite3_finalize(chk);
-	sqlite3_finalize(ins);
-	sqlite3_finalize(upd);
+	sqlite3_reset(upd);
 	free(samples);
-	return exec(st, "COMMIT");
+	return exec(st, st->batch ? "RELEASE kpar_collect" : "COMMIT");
 fail:
-	sqlite3_finalize(chk);
-	sqlite3_finalize(ins);
-	sqlite3_finalize(upd);
+	if (chk)
+		sqlite3_reset(chk);
+	if (ins)
+		sqlite3_reset(ins);
+	if (upd)
+		sqlite3_reset(upd);
 	free(samples);
-	exec(st, "ROLLBACK");
+	if (st->batch) {
+		/* the durations this collect queued go with it */
+		while (st->npending > queued)
+			free((char *)st->pending[--st->npending].test);
+		sqlite3_exec(st->db, "ROLLBACK TO kpar_collect; RELEASE kpar_collect", NULL, NULL, NULL);
+	} else {
+		exec(st, "ROLLBACK");
+	}
 	return rc < 0 ? rc : KPAR_EDB;
 }
 
@@ -526,18 +622,20 @@ int kpar_state_results(struct kpar_state *st, long long run,
 {
 	sqlite3_stmt *b = NULL, *t = NULL;
 	struct kpar_bucket_result *res = NULL;
-	size_t nres = 0, cap = 0;
+	size_t nres = 0, cap = 0, k = 0;
 	int rc;
 
 	*out = NULL;
 	*n = 0;
+	/* Two passes in bucket order, merged: a query per bucket costs more
+	 * than the report when every test is its own bucket. */
 	if ((rc = prepare(st, "SELECT idx, attempts, worker, started, finished FROM buckets"
 			  " WHERE run = ?1 AND status = 'collected' ORDER BY idx", &b)) < 0 ||
 	    (rc = prepare(st, has_column(st, "subtests") ?
-			  "SELECT test, status, seconds, attempts, exit_code, output, note, subtests"
-			  " FROM results WHERE run = ?1 AND bucket = ?2 ORDER BY test" :
-			  "SELECT test, status, seconds, attempts, exit_code, output, NULL, NULL"
-			  " FROM results WHERE run = ?1 AND bucket = ?2 ORDER BY test", &t)) < 0)
+			  "SELECT test, status, seconds, attempts, exit_code, output, bucket, note, subtests"
+			  " FROM results WHERE run = ?1 ORDER BY bucket, test" :
+			  "SELECT test, status, seconds, attempts, exit_code, output, bucket, NULL, NULL"
+			  " FROM results WHERE run = ?1 ORDER BY bucket, test", &t)) < 0)
 		goto done;
 	sqlite3_bind_int64(b, 1, run);
 	while ((rc = sqlite3_step(b)) == SQLITE_ROW) {
@@ -553,33 +651,36 @@ int kpar_state_results(struct kpar_state *st, long long run,
 		r->worker = col_str(b, 2);
 		r->started = sqlite3_column_double(b, 3);
 		r->finished = sqlite3_column_double(b, 4);
-		sqlite3_reset(t);
-		sqlite3_bind_int64(t, 1, run);
-		sqlite3_bind_int(t, 2, r->bucket);
-		while ((rc = sqlite3_step(t)) == SQLITE_ROW) {
-			int status = kpar_status_parse((const char *)sqlite3_column_text(t, 1));
-			struct kpar_test_result *tr = kpar_bucket_result_add(r,
-				(const char *)sqlite3_column_text(t, 0),
-				status < 0 ? KPAR_ERROR : (enum kpar_status)status,
-				sqlite3_column_double(t, 2),
-				sqlite3_column_blob(t, 5), (size_t)sqlite3_column_bytes(t, 5));
-			tr->attempts = sqlite3_column_int(t, 3);
-			tr->exit_code = sqlite3_column_int(t, 4);
-			tr->note = col_str(t, 6);
-			if (sqlite3_column_type(t, 7) == SQLITE_TEXT &&
-			    kpar_subtests_from_json(tr, (const char *)sqlite3_column_text(t, 7),
-						    (size_t)sqlite3_column_bytes(t, 7)) < 0) {
-				rc = kpar_error_prefix(KPAR_EDB, "state database '%s': test '%s'",
-						       st->path, tr->id);
-				goto done;
-			}
-		}
-		if (rc != SQLITE_DONE) {
-			rc = db_error(st, "read results");
+	}
+	if (rc != SQLITE_DONE) {
+		rc = db_error(st, "read buckets");
+		goto done;
+	}
+	sqlite3_bind_int64(t, 1, run);
+	while ((rc = sqlite3_step(t)) == SQLITE_ROW) {
+		int bucket = sqlite3_column_int(t, 6), status;
+		struct kpar_test_result *tr;
+
+		while (k < nres && res[k].bucket < bucket)
+			k++;
+		if (k == nres || res[k].bucket != bucket)
+			continue;   /* a bucket not (yet) collected */
+		status = kpar_status_parse((const char *)sqlite3_column_text(t, 1));
+		tr = kpar_bucket_result_add(&res[k], (const char *)sqlite3_column_text(t, 0),
+					    status < 0 ? KPAR_ERROR : (enum kpar_status)status,
+					    sqlite3_column_double(t, 2), sqlite3_column_blob(t, 5),
+					    (size_t)sqlite3_column_bytes(t, 5));
+		tr->attempts = sqlite3_column_int(t, 3);
+		tr->exit_code = sqlite3_column_int(t, 4);
+		tr->note = col_str(t, 7);
+		if (sqlite3_column_type(t, 8) == SQLITE_TEXT &&
+		    kpar_subtests_from_json(tr, (const char *)sqlite3_column_text(t, 8),
+					    (size_t)sqlite3_column_bytes(t, 8)) < 0) {
+			rc = kpar_error_prefix(KPAR_EDB, "state database '%s': test '%s'", st->path, tr->id);
 			goto done;
 		}
 	}
-	rc = rc == SQLITE_DONE ? 0 : db_error(st, "read buckets");
+	rc = rc == SQLITE_DONE ? 0 : db_error(st, "read results");
 done:
 	sqlite3_finalize(b);
 	sqlite3_finalize(t);

@@ -65,6 +65,13 @@ int kpar_state_run_meta_get(struct kpar_state *st, long long run, const char *ke
 /* Stores a bucket's results, marks it collected and feeds the history, in
  * one transaction.  A bucket already collected is left as it is (returns 0). */
 int kpar_state_collect(struct kpar_state *st, long long run, const struct kpar_bucket_result *r);
+/* Group commit: between begin and end, collects and bucket marks share one
+ * transaction (each collect still all or nothing, as a savepoint), so a
+ * scheduler that collects a test at a time pays one commit per wake-up,
+ * not per test.  end commits; on failure nothing of the batch is kept (the
+ * run stops and stays resumable).  Without begin, each call commits. */
+int kpar_state_batch_begin(struct kpar_state *st);
+int kpar_state_batch_end(struct kpar_state *st);
 /* Loads the collected results of a run, one kpar_bucket_result per bucket
  * in bucket order.  Free with kpar_state_results_free. */
 /* A complete run of the whole list followed only by complete partial

@@ -76,6 +76,7 @@ int kpar_cmd_list(int argc, char **argv)
 		goto fail;
 	if (rc == 1)
 		fprintf(stderr, "kpar: %zu test%s listed in %s\n", tests.n, kpar_buf_plural(tests.n), path);
+	kpar_tool_note_time(&c, "list");
 out:
 	rc = 0;
 	goto done;

@@ -67,6 +67,7 @@ int kpar_cmd_plan(int argc, char **argv)
 			"bucket %.1fs)\n", p.ntests, kpar_buf_plural(p.ntests), p.nbuckets,
 			kpar_buf_plural(p.nbuckets), total, max);
 	}
+	kpar_tool_note_time(&c, "plan");
 	rc = 0;
 	goto done;
 fail:

@@ -7,6 +7,8 @@
  */
 #include "config.h"
 
+#include <dirent.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -156,6 +158,25 @@ static void adopt_records(const struct kpar_conf *c, struct kpar_dispatch *d)
 	}
 }
 
+/* Removes results/test-group-*.rec: those that are there, rather than a
+ * name per bucket (a thousand lookups when each test is a bucket). */
+static void remove_records(const struct kpar_conf *c)
+{
+	char *dir = kpar_conf_path(c, "results");
+	DIR *d = opendir(dir);
+	struct dirent *e;
+
+	while (d && (e = readdir(d))) {
+		size_t n = strlen(e->d_name);
+		if (strncmp(e->d_name, "test-group-", 11) == 0 && n > 4 &&
+		    strcmp(e->d_name + n - 4, ".rec") == 0)
+			unlinkat(dirfd(d), e->d_name, 0);
+	}
+	if (d)
+		closedir(d);
+	free(dir);
+}
+
 int kpar_cmd_run(int argc, char **argv)
 {
 	struct kpar_conf c;
@@ -173,7 +194,7 @@ int kpar_cmd_run(int argc, char **argv)
 	int i, rc, lockfd = -1, have_last, resumed = 0, waited = 0, same;
 	/* when this run was asked for: a run of the same plan and inputs that
 	 * completed since (while this one waited on the lock) answers it */
-	double asked = kpar_state_now();
+	double asked = kpar_state_now(), run_started = 0;
 
 	memset(&p, 0, sizeof p);
 	memset(&last, 0, sizeof last);
@@ -294,11 +315,7 @@ int kpar_cmd_run(int argc, char **argv)
 		/* a resume adopts the records under results/: they must be this
 		 * run's, not an earlier run's of the same plan (on Kubernetes
 		 * the image may differ while the plan does not) */
-		for (b = 1; b <= p.nbuckets; b++) {
-			char *rec = kpar_xasprintf("%s/results/test-group-%zu.rec", c.state_dir, b);
-			unlink(rec);
-			free(rec);
-		}
+		remove_records(&c);
 	}
 	/* The verdict is Make's target for the run: it must not outlive a run
 	 * that is being replaced or continued.  A run already complete keeps
@@ -314,6 +331,22 @@ int kpar_cmd_run(int argc, char **argv)
 	d.resumed = resumed;
 	if (resumed)
 		adopt_records(&c, &d);
+	/* kpar's own steps, for the summary's breakdown (report.c) */
+	{
+		static const char *const steps[] = { "list", "plan" };
+		char key[32], val[32];
+		for (i = 0; i < 2; i++) {
+			double t = kpar_tool_read_time(&c, steps[i]);
+			snprintf(key, sizeof key, "time.%s", steps[i]);
+			snprintf(val, sizeof val, "%.6f", t);
+			if (t >= 0 && kpar_state_run_meta_set(st, run, key, val) < 0)
+				kpar_error_clear();
+		}
+		snprintf(val, sizeof val, "%.6f", kpar_tool_elapsed());
+		if (kpar_state_run_meta_set(st, run, "time.setup", val) < 0)
+			kpar_error_clear();
+	}
+	run_started = kpar_state_now();
 	if (kpar_dispatch_pending(&d) > 0) {
 		rc = be->run(&d);
 		kpar_progress_end(&prog);
@@ -324,6 +357,12 @@ int kpar_cmd_run(int argc, char **argv)
 		}
 	}
 	kpar_dispatch_free(&d);
+	{
+		char val[32];
+		snprintf(val, sizeof val, "%.6f", kpar_state_now() - run_started);
+		if (kpar_state_run_meta_set(st, run, "time.run", val) < 0)
+			kpar_error_clear();
+	}
 	if ((rc = kpar_report_write(&c, st, run, &tot)) < 0)
 		goto fail;
 	if ((rc = kpar_state_run_end(st, run, "complete", tot.failed || tot.errors ? "fail" : "pass")) < 0)

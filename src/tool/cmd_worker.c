@@ -55,6 +55,13 @@ static const char usage_text[] =
 	"exit status: TAP output judged as prove does, or JUnit XML it writes to\n"
 	"$KPAR_JUNIT; each TAP line or testcase is a subtest in the record.\n"
 	"\n"
+	"       kpar worker --serve [options]\n"
+	"\n"
+	"Runs buckets as they are asked for, one process for many (the local\n"
+	"backend's workers): reads a \"BUCKET ATTEMPT N\" line and N test ids, one\n"
+	"a line, on stdin, and answers on stdout with a \"BUCKET LENGTH\" line and\n"
+	"the bucket's record of LENGTH bytes; ends at the end of stdin.\n"
+	"\n"
 	"       kpar worker --decode [--junit OUT] [FILE...]\n"
 	"\n"
 	"Decodes result records found in FILEs (default or \"-\": stdin; log noise\n"
@@ -68,7 +75,7 @@ static const char usage_text[] =
 enum {
 	OPT_BUCKET_FILE = 256, OPT_BUCKET, OPT_BUCKETS_DIR, OPT_PLAN, OPT_ATTEMPT, OPT_ROOT,
 	OPT_WORKDIR, OPT_RUN_CMD, OPT_MODE, OPT_TIMEOUT, OPT_RETRIES, OPT_OUTPUT, OPT_NAME,
-	OPT_PROGRESS, OPT_DECODE, OPT_JUNIT, OPT_HELP
+	OPT_PROGRESS, OPT_DECODE, OPT_JUNIT, OPT_SERVE, OPT_HELP
 };
 
 static const struct option long_opts[] = {
@@ -88,6 +95,7 @@ static const struct option long_opts[] = {
 	{ "progress", no_argument, NULL, OPT_PROGRESS },
 	{ "decode", no_argument, NULL, OPT_DECODE },
 	{ "junit", required_argument, NULL, OPT_JUNIT },
+	{ "serve", no_argument, NULL, OPT_SERVE },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 }
 };
@@ -289,6 +297,63 @@ static int bucket_from_list(const char *list, int idx, int *bucket)
 	return kpar_error_set(KPAR_EINVAL, "KPAR_BUCKET_LIST has no bucket number at index %d", idx);
 }
 
+/* kpar worker --serve: a worker that outlives its bucket.  Starting a
+ * worker (exec, dynamic linking, set-up) costs milliseconds, as much as a
+ * short test; fed over a pipe, a local worker pays it once per run, and
+ * the local backend can make every test its own bucket.  The tests come
+ * with the request and the record goes back over the pipe: a file per
+ * bucket costs an inode's creation, more than a short test on a busy file
+ * system.  A bucket that cannot be run ends the process with the one-shot
+ * worker's status, so the scheduler retries it exactly as it would a
+ * one-shot worker's. */
+static int serve(struct kpar_worker_opts *o)
+{
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	int rc = 0;
+
+	while ((n = getline(&line, &cap, stdin)) > 0) {
+		struct kpar_strv ids = KPAR_STRV_INIT;
+		struct kpar_bucket_result res = { 0 };
+		struct kpar_buf rec = KPAR_BUF_INIT;
+		char head[64];
+		int bucket, attempt, ntests, i, len;
+
+		if (sscanf(line, "%d %d %d", &bucket, &attempt, &ntests) != 3 || bucket < 1 ||
+		    attempt < 1 || ntests < 0) {
+			rc = kpar_error_set(KPAR_EINVAL, "--serve: bad request '%.60s' on stdin", line);
+			break;
+		}
+		for (i = 0; i < ntests && (n = getline(&line, &cap, stdin)) > 0; i++)
+			kpar_strv_pushn(&ids, line, line[n - 1] == '\n' ? (size_t)n - 1 : (size_t)n);
+		if (i < ntests) {
+			kpar_strv_free(&ids);
+			rc = kpar_error_set(KPAR_EINVAL, "--serve: bucket %d: %d of %d tests on stdin",
+					    bucket, i, ntests);
+			break;
+		}
+		o->bucket = bucket;
+		o->attempt = attempt;
+		if ((rc = kpar_worker_run(o, &ids, &res)) == 0 &&
+		    (rc = kpar_record_encode(&res, &rec)) == 0) {
+			len = snprintf(head, sizeof head, "%d %zu\n", bucket, rec.len);
+			if (kpar_fs_write_fully(1, head, (size_t)len) < 0 ||
+			    kpar_fs_write_fully(1, rec.data, rec.len) < 0)
+				rc = kpar_error_errno(KPAR_EIO, "--serve: cannot reply on stdout");
+		}
+		kpar_bucket_result_free(&res);
+		kpar_buf_free(&rec);
+		kpar_strv_free(&ids);
+		if (rc < 0)
+			break;
+	}
+	if (rc == 0 && ferror(stdin))
+		rc = kpar_error_errno(KPAR_EIO, "--serve: cannot read stdin");
+	free(line);
+	return rc;
+}
+
 int kpar_cmd_worker(int argc, char **argv)
 {
 	struct kpar_worker_opts o;
@@ -299,7 +364,7 @@ int kpar_cmd_worker(int argc, char **argv)
 	const char *bucket_file = NULL, *buckets_dir = NULL, *output = NULL, *env;
 	const char *junit_out = NULL;
 	char *dir_file = NULL, *label = NULL;
-	int bucket = 0, show_progress = 0, decode = 0, c, rc = 0;
+	int bucket = 0, show_progress = 0, decode = 0, serving = 0, c, rc = 0;
 
 	kpar_worker_opts_init(&o);
 	/* KPAR_RUN_CMD, KPAR_RUN_MODE, KPAR_TEST_TIMEOUT, KPAR_RETRIES (the
@@ -336,6 +401,7 @@ int kpar_cmd_worker(int argc, char **argv)
 		case OPT_PROGRESS: show_progress = 1; break;
 		case OPT_DECODE: decode = 1; break;
 		case OPT_JUNIT: junit_out = optarg; break;
+		case OPT_SERVE: serving = 1; break;
 		case 'h':
 		case OPT_HELP:
 			fputs(usage_text, stdout);
@@ -360,6 +426,10 @@ int kpar_cmd_worker(int argc, char **argv)
 	}
 	if (junit_out) {
 		rc = kpar_error_set(KPAR_EINVAL, "--junit goes with --decode");
+		goto fail;
+	}
+	if (serving) {
+		rc = serve(&o);
 		goto fail;
 	}
 

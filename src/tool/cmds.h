@@ -24,6 +24,14 @@ struct kpar_backend;
 /* The backend KPAR_BACKEND names (local, k8s), or NULL. */
 const struct kpar_backend *kpar_tool_backend(const char *name);
 
+struct kpar_conf;
+/* Seconds since this kpar started, kept in <state-dir>/time.<step> (list,
+ * plan) so the run's summary can say what kpar's own steps cost. */
+void kpar_tool_note_time(const struct kpar_conf *c, const char *step);
+/* A step's noted seconds, or -1. */
+double kpar_tool_read_time(const struct kpar_conf *c, const char *step);
+double kpar_tool_elapsed(void);
+
 /* Prints "kpar <cmd>: <kpar_error_last()>" and returns the exit status for rc. */
 int kpar_tool_fail(const char *cmd, int rc);
 

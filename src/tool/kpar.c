@@ -5,9 +5,14 @@
 #include "config.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "base/buf.h"
+#include "base/conf.h"
 #include "base/error.h"
+#include "base/fs.h"
+#include "run/state.h"
 #include "tool/cmds.h"
 
 static const struct {
@@ -29,6 +34,37 @@ static const struct {
 	{ "cache", kpar_cmd_cache, "inspect and clean the artifact cache (stats, gc, path)" },
 };
 
+static double started;
+
+void kpar_tool_note_time(const struct kpar_conf *c, const char *step)
+{
+	char *path = kpar_xasprintf("%s/time.%s", c->state_dir, step), text[64];
+	int n = snprintf(text, sizeof text, "%.6f\n", kpar_state_now() - started);
+
+	/* in place: a file made once, not an inode per run */
+	if (kpar_fs_rewrite_if_changed(path, text, (size_t)n) < 0)
+		kpar_error_clear();
+	free(path);
+}
+
+double kpar_tool_read_time(const struct kpar_conf *c, const char *step)
+{
+	char *path = kpar_xasprintf("%s/time.%s", c->state_dir, step), *text = NULL;
+	double v = -1;
+
+	if (kpar_fs_read_all(path, &text, NULL) == 0)
+		v = atof(text);
+	kpar_error_clear();
+	free(text);
+	free(path);
+	return v;
+}
+
+double kpar_tool_elapsed(void)
+{
+	return kpar_state_now() - started;
+}
+
 int kpar_tool_fail(const char *cmd, int rc)
 {
 	fprintf(stderr, "kpar %s: %s\n", cmd, kpar_error_last());
@@ -49,6 +85,7 @@ int main(int argc, char **argv)
 {
 	size_t i;
 
+	started = kpar_state_now();
 	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0) {
 		usage(argc < 2 ? stderr : stdout);
 		return argc < 2 ? 2 : 0;

@@ -25,7 +25,7 @@ run1=$("$KPAR_BIN" state --state-dir .kpar run)
 # Nothing changed: no worker runs, same verdict, same run.
 kmake k8s-test KPAR_WORKERS=3 >out2 2>&1; rc=$?
 expect_eq "$rc" 0 "second make k8s-test exit status"
-expect_no_grep 'bucket [0-9]+/[0-9]+ done' out2 "second run ran buckets"
+expect_no_grep 'kpar: run [0-9]+ complete' out2 "second run ran buckets"
 expect_grep 'verdict: PASS' out2
 expect_eq "$("$KPAR_BIN" state --state-dir .kpar run)" "$run1" "run id after a no-op make"
 
@@ -45,7 +45,7 @@ expect_grep '^failure	tests/strict_mode$' junit3
 # The failed verdict stands until something changes (the worker count
 # shapes the plan, so it stays the same); k8s-report prints it.
 HELLO_STRICT=1 kmake k8s-test KPAR_WORKERS=3 >out4 2>&1 && fail "unchanged failing run must still exit non-zero"
-expect_no_grep 'bucket [0-9]+/[0-9]+ done' out4 "unchanged failing run reran buckets"
+expect_no_grep 'kpar: run [0-9]+ complete' out4 "unchanged failing run ran again"
 kmake k8s-report >out5 2>&1 && fail "k8s-report of a failed run must exit non-zero"
 expect_grep 'verdict: FAIL' out5
 
@@ -53,7 +53,7 @@ expect_grep 'verdict: FAIL' out5
 sleep 1
 sed -i 's/take(0.2);/take(0.25);/' tests/greet_basic.c
 kmake k8s-test >out6 2>&1 || { cat out6; fail "rebuilt suite failed"; }
-expect_grep 'bucket [0-9]+/[0-9]+ done' out6 "changed test program did not rerun"
+expect_grep 'kpar: run [0-9]+ complete' out6 "changed test program did not rerun"
 
 # The history learnt the durations: sum_large is the slowest.
 slowest=$(awk '/^Slowest tests:/ {getline; print $2; exit}' out6)

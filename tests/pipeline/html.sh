@@ -52,7 +52,7 @@ cat > run-one <<'SH'
 worker() {  # the pid of the kpar worker running this test
 	p=$$
 	while [ "$p" -gt 1 ]; do
-		tr '\0' ' ' < /proc/$p/cmdline 2>/dev/null | grep -q ' worker --bucket-file ' && { echo "$p"; return; }
+		tr '\0' ' ' < /proc/$p/cmdline 2>/dev/null | grep -Eq ' worker (--bucket-file|--serve)' && { echo "$p"; return; }
 		p=$(awk '{print $4}' /proc/$p/stat)
 	done
 }

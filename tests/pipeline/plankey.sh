@@ -21,14 +21,18 @@ nbuckets() { ls .kpar/buckets | wc -l | tr -d ' '; }
 
 mkproject "$T/w"
 cd "$T/w" || exit 99
-kmake k8s-plan KPAR_WORKERS=16 >out 2>&1 || { cat out; fail "k8s-plan at 16 workers"; }
+# On Kubernetes, 8 buckets per worker: the plan follows the worker count.
+kmake k8s-plan KPAR_BACKEND=k8s KPAR_WORKERS=16 >out 2>&1 || { cat out; fail "k8s-plan at 16 workers"; }
 expect_eq "$(nbuckets)" 128 "buckets at 16 workers"
-kmake k8s-plan KPAR_WORKERS=2 >out 2>&1 || { cat out; fail "k8s-plan at 2 workers"; }
+kmake k8s-plan KPAR_BACKEND=k8s KPAR_WORKERS=2 >out 2>&1 || { cat out; fail "k8s-plan at 2 workers"; }
 expect_eq "$(nbuckets)" 16 "buckets after KPAR_WORKERS 16 -> 2"
-kmake k8s-plan KPAR_WORKERS=3 >out 2>&1 || { cat out; fail "k8s-plan at 3 workers"; }
+kmake k8s-plan KPAR_BACKEND=k8s KPAR_WORKERS=3 >out 2>&1 || { cat out; fail "k8s-plan at 3 workers"; }
 expect_eq "$(nbuckets)" 24 "buckets after KPAR_WORKERS 2 -> 3"
-kmake k8s-plan KPAR_WORKERS=3 KPAR_BUCKETS=5 >out 2>&1 || { cat out; fail "k8s-plan at 5 buckets"; }
+kmake k8s-plan KPAR_BACKEND=k8s KPAR_WORKERS=3 KPAR_BUCKETS=5 >out 2>&1 || { cat out; fail "k8s-plan at 5 buckets"; }
 expect_eq "$(nbuckets)" 5 "buckets after KPAR_BUCKETS=5"
+# Locally, in per-test mode, a bucket per test, whatever the worker count.
+kmake k8s-plan KPAR_WORKERS=3 >out 2>&1 || { cat out; fail "k8s-plan on the local backend"; }
+expect_eq "$(nbuckets)" "$(wc -l < .kpar/tests.list | tr -d ' ')" "buckets on the local backend"
 
 # Two workspaces of one tree.
 for d in a b; do

@@ -16,6 +16,7 @@
 #include "base/progress.h"
 #include "run/testlog.h"
 #include "run/record.h"
+#include "run/split.h"
 #include "run/state.h"
 #include "run/testlist.h"
 #include "test.h"
@@ -87,6 +88,40 @@ KPAR_TEST(write_if_changed_keeps_mtime)
 	CHECK_INT(kpar_fs_write_atomic(tmpdir, "x", 1), KPAR_EINVAL);
 	CHECK(strstr(kpar_error_last(), "not a regular file") != NULL);
 	free(p);
+}
+
+/* Bucket files are rewritten in place (one inode for good): the content
+ * is exactly the new bytes whether they are longer or shorter, unchanged
+ * bytes are not written, and only a regular file is ever overwritten. */
+KPAR_TEST(rewrite_if_changed)
+{
+	char *p, *link, *text;
+	struct stat a, b;
+
+	make_tmp();
+	p = kpar_fs_join(tmpdir, "bucket");
+	link = kpar_fs_join(tmpdir, "link");
+	CHECK_INT(kpar_fs_rewrite_if_changed(p, "a\nb\nc\n", 6), 1);
+	CHECK(stat(p, &a) == 0);
+	CHECK_INT(kpar_fs_rewrite_if_changed(p, "a\nb\nc\n", 6), 0);
+	CHECK_INT(kpar_fs_rewrite_if_changed(p, "x\n", 2), 1);
+	CHECK_OK(kpar_fs_read_all(p, &text, NULL));
+	CHECK_STR(text, "x\n");
+	free(text);
+	CHECK_INT(kpar_fs_rewrite_if_changed(p, "longer\nthan before\n", 19), 1);
+	CHECK_OK(kpar_fs_read_all(p, &text, NULL));
+	CHECK_STR(text, "longer\nthan before\n");
+	free(text);
+	CHECK(stat(p, &b) == 0);
+	CHECK(a.st_ino == b.st_ino);
+	CHECK(symlink(p, link) == 0);
+	CHECK(kpar_fs_rewrite_if_changed(link, "y\n", 2) < 0);
+	CHECK_OK(kpar_fs_read_all(p, &text, NULL));
+	CHECK_STR(text, "longer\nthan before\n");
+	free(text);
+	CHECK_INT(kpar_fs_rewrite_if_changed(tmpdir, "y\n", 2) < 0, 1);
+	free(p);
+	free(link);
 }
 
 KPAR_TEST(digest)
@@ -285,6 +320,64 @@ static void fill_bucket(struct kpar_bucket_result *r, int bucket, const char *a,
 	r->finished = 103;
 	kpar_bucket_result_add(r, a, KPAR_PASS, 1.5, "out", 3);
 	kpar_bucket_result_add(r, b, KPAR_FAIL, 2.5, "bad\0bytes", 9);
+}
+
+/* A scheduler's wake-up is one transaction: what it collected is kept
+ * together at the end, a refused record in the middle undoes itself only,
+ * and the durations of the batch reach the history. */
+KPAR_TEST(state_batch_commit)
+{
+	struct kpar_state *st, *other;
+	struct kpar_run_info in;
+	struct kpar_bucket_result r, *res;
+	unsigned char collected[4];
+	long long run;
+	double secs;
+	size_t n;
+	char *dir;
+
+	make_tmp();
+	dir = kpar_fs_join(tmpdir, "batch");
+	CHECK_OK(kpar_state_open(&st, dir, 0));
+	memset(&in, 0, sizeof in);
+	in.plan = "sha256:b";
+	in.tests_digest = "sha256:t";
+	in.inputs_digest = "sha256:i";
+	in.nbuckets = 3;
+	in.backend = "local";
+	CHECK_OK(kpar_state_run_begin(st, &in, NULL, &run));
+	CHECK_OK(kpar_state_open(&other, dir, 0));
+	CHECK_OK(kpar_state_batch_begin(st));
+	fill_bucket(&r, 1, "b/one", "b/two");
+	CHECK_OK(kpar_state_collect(st, run, &r));
+	kpar_bucket_result_free(&r);
+	fill_bucket(&r, 7, "b/bad", "b/worse");
+	CHECK_INT(kpar_state_collect(st, run, &r), KPAR_EINVAL);
+	kpar_bucket_result_free(&r);
+	CHECK_OK(kpar_state_bucket_mark(st, run, 3, "running", "w1", 1));
+	fill_bucket(&r, 2, "b/three", "b/four");
+	CHECK_OK(kpar_state_collect(st, run, &r));
+	kpar_bucket_result_free(&r);
+	/* not visible to another reader before the end of the batch */
+	CHECK_OK(kpar_state_collected(other, run, 3, collected));
+	CHECK_INT(collected[1] + collected[2], 0);
+	CHECK_OK(kpar_state_batch_end(st));
+	CHECK_OK(kpar_state_collected(other, run, 3, collected));
+	CHECK_INT(collected[1], 1);
+	CHECK_INT(collected[2], 1);
+	CHECK_INT(collected[3], 0);
+	kpar_state_close(other);
+	CHECK_OK(kpar_state_results(st, run, &res, &n));
+	CHECK_INT(n, 2);
+	CHECK_STR(res[0].tests[0].id, "b/one");
+	CHECK_STR(res[1].tests[1].id, "b/three");
+	kpar_state_results_free(res, n);
+	CHECK_OK(kpar_history_get(kpar_state_db(st), "b/one", &secs, NULL));
+	CHECK_INT(kpar_history_get(kpar_state_db(st), "b/bad", &secs, NULL), KPAR_ENOTFOUND);
+	/* without a batch, each collect commits on its own again */
+	CHECK_OK(kpar_state_batch_end(st));
+	kpar_state_close(st);
+	free(dir);
 }
 
 KPAR_TEST(state_runs_and_collect)
@@ -528,6 +621,7 @@ KPAR_TEST(testlog_write_all)
 }
 
 KPAR_TEST_MAIN(KPAR_CASE(shell_quote), KPAR_CASE(strv_sort_uniq), KPAR_CASE(write_if_changed_keeps_mtime),
+	       KPAR_CASE(rewrite_if_changed), KPAR_CASE(state_batch_commit),
 	       KPAR_CASE(digest), KPAR_CASE(testlist_ids), KPAR_CASE(testlist_cmd),
 	       KPAR_CASE(conf_env_and_options), KPAR_CASE(conf_image_and_registry),
 	       KPAR_CASE(state_runs_and_collect), KPAR_CASE(state_query_counts),

@@ -246,6 +246,9 @@ KPAR_TEST(key_has_every_split_setting)
 	for (i = 0; i < 200; i++)
 		kpar_buf_printf(&list, "w%03zu\n", i);
 	setup_conf(&c, "w", list.data);
+	/* on Kubernetes, 8 buckets per worker (local: plan_grain below) */
+	free(c.backend);
+	c.backend = kpar_xstrdup("k8s");
 	c.workers = 16;
 	CHECK_OK(kpar_plan_make(&c, &p, &changed));
 	CHECK_INT(p.nbuckets, 128);
@@ -293,6 +296,61 @@ KPAR_TEST(key_has_every_split_setting)
 	kpar_conf_free(&c);
 }
 
+/* The local backend in per-test mode makes every test its own bucket, so
+ * whichever worker frees up takes the next test and the run ends at most
+ * one test after the bound; a batch run, which pays its command's start
+ * per bucket, keeps 8 buckets per worker, and KPAR_BUCKETS still rules.
+ * The grain is in the key: a plan for one is not kept for the other. */
+KPAR_TEST(plan_grain)
+{
+	struct kpar_conf c;
+	struct kpar_plan p;
+	struct kpar_buf list = KPAR_BUF_INIT;
+	char *each;
+	size_t i;
+	int changed;
+
+	for (i = 0; i < 100; i++)
+		kpar_buf_printf(&list, "g%03zu\n", i);
+	setup_conf(&c, "grain", list.data);
+	free(c.backend);
+	c.backend = kpar_xstrdup("local");
+	c.workers = 2;
+	CHECK_OK(kpar_plan_make(&c, &p, &changed));
+	CHECK_INT(p.nbuckets, 100);
+	for (i = 0; i < p.nbuckets; i++)
+		CHECK_INT(p.buckets[i].tests.n, 1);
+	each = kpar_xstrdup(p.key);
+	kpar_plan_free(&p);
+	free(c.run_mode);
+	c.run_mode = kpar_xstrdup("batch");
+	free(c.run_cmd);
+	c.run_cmd = kpar_xstrdup("true");
+	CHECK_OK(kpar_plan_make(&c, &p, &changed));
+	CHECK_INT(changed, 1);
+	CHECK_INT(p.nbuckets, 16);
+	CHECK(strcmp(p.key, each) != 0);
+	kpar_plan_free(&p);
+	free(c.run_mode);
+	c.run_mode = kpar_xstrdup("each");
+	c.buckets = 10;
+	CHECK_OK(kpar_plan_make(&c, &p, &changed));
+	CHECK_INT(p.nbuckets, 10);
+	kpar_plan_free(&p);
+	/* fewer tests than workers: still one bucket per test */
+	kpar_conf_free(&c);
+	setup_conf(&c, "grain-small", "a\nb\n");
+	free(c.backend);
+	c.backend = kpar_xstrdup("local");
+	c.workers = 8;
+	CHECK_OK(kpar_plan_make(&c, &p, &changed));
+	CHECK_INT(p.nbuckets, 2);
+	kpar_plan_free(&p);
+	free(each);
+	kpar_buf_free(&list);
+	kpar_conf_free(&c);
+}
+
 /* Two checkouts of one tree in different directories: same inputs
  * digest, same plan.json bytes (it ships in the image; issue 9 item 14). */
 KPAR_TEST(same_plan_in_any_checkout)
@@ -334,4 +392,4 @@ KPAR_TEST(same_plan_in_any_checkout)
 KPAR_TEST_MAIN(KPAR_CASE(deterministic_across_dirs), KPAR_CASE(kept_while_key_holds),
 	       KPAR_CASE(grouped_by_expression), KPAR_CASE(inputs_by_content),
 	       KPAR_CASE(empty_and_missing_list), KPAR_CASE(key_has_every_split_setting),
-	       KPAR_CASE(same_plan_in_any_checkout))
+	       KPAR_CASE(same_plan_in_any_checkout), KPAR_CASE(plan_grain))

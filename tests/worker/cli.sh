@@ -163,5 +163,39 @@ if [ -e /proc/$spid ] && ! grep -q '^[0-9]* ([^)]*) [ZX]' /proc/$spid/stat 2>/de
 fi
 KPAR_TEST_PIDS=
 
+# --- --serve: many buckets, one process (the local backend's workers) -------
+# Requests "BUCKET ATTEMPT N" + N ids; each answer is "BUCKET LENGTH" and
+# the record, which decodes like a one-shot worker's.
+printf '3 1 2\npass.sh\nfail.sh\n5 2 1\nskip.sh\n' |
+	"$KPAR_BIN" worker --serve --workdir "$T/ws" --plan sha256:5678 --name server \
+	> "$T/out/serve" 2> "$T/out/serve.err" || fail "worker --serve exited $?"
+"$PY" - "$T/out/serve" "$T/out" <<'PY' || fail "--serve answers are not framed records"
+import sys
+data = open(sys.argv[1], "rb").read()
+n = 0
+while data:
+    head, _, data = data.partition(b"\n")
+    bucket, length = head.split()
+    rec, data = data[:int(length)], data[int(length):]
+    assert rec.startswith(b"KPAR-RECORD "), rec[:40]
+    open("%s/serve-%s.rec" % (sys.argv[2], bucket.decode()), "wb").write(rec)
+    n += 1
+assert n == 2, n
+PY
+expect_eq "$(json "$T/out/serve-3.rec" 'r["bucket"], r["attempt"], r["plan"], r["worker"], [x["id"] + ":" + x["status"] for x in r["tests"]]')" \
+	"(3, 1, 'sha256:5678', 'server', ['pass.sh:pass', 'fail.sh:fail'])" "first served bucket"
+expect_eq "$(json "$T/out/serve-5.rec" 'r["bucket"], r["attempt"], [x["id"] + ":" + x["status"] for x in r["tests"]]')" \
+	"(5, 2, ['skip.sh:skip'])" "second served bucket"
+# A malformed request or a short list of ids: exit 2 naming the problem,
+# after the buckets before it were answered.
+printf '4 1 1\npass.sh\nnonsense\n' | "$KPAR_BIN" worker --serve --workdir "$T/ws" \
+	> "$T/out/serve2" 2> "$T/out/serve2.err"
+expect_eq "$?" 2 "exit status after a bad request"
+expect_grep "bad request 'nonsense" "$T/out/serve2.err"
+expect_grep "^4 " "$T/out/serve2"
+printf '6 1 3\npass.sh\n' | "$KPAR_BIN" worker --serve --workdir "$T/ws" > /dev/null 2> "$T/out/serve3.err"
+expect_eq "$?" 2 "exit status after a short bucket"
+expect_grep "bucket 6: 1 of 3 tests" "$T/out/serve3.err"
+
 echo "ok"
 exit 0
