@@ -384,6 +384,11 @@ struct k8s {
 	/* what the summary reports */
 	unsigned long disrupted, oomkilled, pod_failures, pull_errors, unschedulable;
 	struct kpar_buf events;
+	/* seconds from each collected pod's creation to its container's start
+	 * (scheduling, image pull, container start): the per-bucket cost the
+	 * next plan weighs bucket sizes against (plan.c) */
+	double *start_costs;
+	size_t nstart_costs;
 };
 
 /* The client ticks while a request waits, and the tick may read the Jobs:
@@ -730,6 +735,22 @@ static int fetch_log(struct k8s *k, const char *pod, struct kpar_buf *out, char 
 	return rc;
 }
 
+/* An RFC 3339 time as the API server writes it (UTC, whole seconds);
+ * -1 when absent or malformed. */
+static double api_time(const char *s)
+{
+	struct tm tm;
+	const char *end;
+
+	if (!s)
+		return -1;
+	memset(&tm, 0, sizeof tm);
+	end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+	if (!end || (*end != 'Z' && *end != '.'))
+		return -1;
+	return (double)timegm(&tm);
+}
+
 /* A Succeeded pod: its log is the bucket's record. */
 static int collect_pod(struct k8s *k, const char *pod, int bucket, double took)
 {
@@ -808,8 +829,16 @@ static int on_pod(struct k8s *k, const char *type, const cJSON *pod)
 			ps->running = 0;
 			k->d->prog->running--;
 		}
-		if (!strcmp(phase, "Succeeded"))
+		if (!strcmp(phase, "Succeeded")) {
+			double created = api_time(jstr(meta, "creationTimestamp"));
+			double started = api_time(jstr(jobj(jobj(cs, "state"), "terminated"), "startedAt"));
+			if (created >= 0 && started >= created) {
+				k->start_costs = kpar_xrealloc(k->start_costs,
+							       (k->nstart_costs + 1) * sizeof *k->start_costs);
+				k->start_costs[k->nstart_costs++] = started - created;
+			}
 			return collect_pod(k, name, bucket, 0);  /* 0: the record's own times */
+		}
 		k->next_job_check = now_mono() + JOB_CHECK_SOON;
 		if ((why = disruption_reason(pod))) {
 			k->disrupted++;
@@ -1193,6 +1222,7 @@ static void k8s_free(struct k8s *k)
 	free(k->rv);
 	free(k->problem);
 	kpar_buf_free(&k->events);
+	free(k->start_costs);
 	kpar_k8s_client_free(k->cl);
 	kpar_k8s_config_free(&k->cfg);
 }
@@ -1207,6 +1237,13 @@ static int meta_or(struct kpar_state *st, long long run, const char *key, const 
 		return 0;
 	}
 	return rc;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
 }
 
 static void save_events(struct k8s *k)
@@ -1226,6 +1263,14 @@ static void save_events(struct k8s *k)
 		kpar_error_clear();
 	free(old);
 	kpar_buf_free(&b);
+	if (k->nstart_costs) {
+		/* the median: one pod stuck on a slow node says little */
+		char v[32];
+		qsort(k->start_costs, k->nstart_costs, sizeof *k->start_costs, cmp_double);
+		snprintf(v, sizeof v, "%.1f", k->start_costs[k->nstart_costs / 2]);
+		if (kpar_state_run_meta_set(k->d->st, k->d->run, "k8s.start_cost", v) < 0)
+			kpar_error_clear();
+	}
 }
 
 static int k8s_run(struct kpar_dispatch *d)

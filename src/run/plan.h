@@ -45,6 +45,11 @@ struct kpar_plan {
 				   latest results from earlier runs) */
 };
 
+/* Buckets a Kubernetes worker should get when a pod costs start_cost
+ * seconds to start, a worker has work_per_worker seconds of estimated
+ * work, and a fraction known of that comes from history: 8 with no
+ * measured cost, else 1..16, fewer for dearer pods and better estimates. */
+size_t kpar_plan_buckets_per_worker(double start_cost, double work_per_worker, double known);
 void kpar_plan_free(struct kpar_plan *p);
 /* Reads plan.json; errors name the file. */
 int kpar_plan_load(const char *path, struct kpar_plan *out);

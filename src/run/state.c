@@ -480,7 +480,8 @@ int kpar_state_run_meta_get(struct kpar_state *st, long long run, const char *ke
 	int rc, step;
 
 	*value = NULL;
-	if ((rc = prepare(st, "SELECT value FROM run_meta WHERE run = ?1 AND key = ?2", &s)) < 0)
+	if ((rc = prepare(st, "SELECT value FROM run_meta WHERE (?1 < 0 OR run = ?1) AND key = ?2"
+			  " ORDER BY run DESC LIMIT 1", &s)) < 0)
 		return rc;
 	sqlite3_bind_int64(s, 1, run);
 	sqlite3_bind_text(s, 2, key, -1, SQLITE_STATIC);

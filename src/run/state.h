@@ -59,7 +59,8 @@ int kpar_state_bucket_mark(struct kpar_state *st, long long run, int bucket, con
 			   const char *worker, int attempts);
 /* A backend's own notes about a run (a Job name, the image it runs), so a
  * resume can find them again.  value NULL deletes the key; _get returns
- * KPAR_ENOTFOUND (no message) for a key never set; *value is malloc'd. */
+ * KPAR_ENOTFOUND (no message) for a key never set; *value is malloc'd.
+ * _get with run < 0 reads the latest run that has the key. */
 int kpar_state_run_meta_set(struct kpar_state *st, long long run, const char *key, const char *value);
 int kpar_state_run_meta_get(struct kpar_state *st, long long run, const char *key, char **value);
 /* Stores a bucket's results, marks it collected and feeds the history, in

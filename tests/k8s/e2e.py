@@ -47,6 +47,13 @@ def test_hello_c_same_as_local():
     summary = open(os.path.join(proj, ".kpar", "report", "summary.txt")).read()
     check_in("kpar-", summary, "the summary names the pods that ran the buckets")
 
+    # the pods' start cost is measured, for the next plan's bucket sizes
+    import sqlite3
+    db = sqlite3.connect(os.path.join(proj, ".kpar", "state.db"))
+    cost = db.execute("SELECT value FROM run_meta WHERE key = 'k8s.start_cost'").fetchall()
+    db.close()
+    check(len(cost) == 1 and float(cost[0][0]) >= 0, "the run recorded its pods' start cost: %r" % cost)
+
     # what kpar created, as kubectl sees it
     label = run_label(proj)
     jobs = c.json("get", "jobs", "-l", label)["items"]
@@ -76,9 +83,12 @@ def test_hello_c_same_as_local():
     check_not_in("kubeconfig", p.stderr)
     check_not_in("image build", p.stdout, "make -n with nothing changed lists the image step")
     check_not_in("' run", p.stdout, "make -n with nothing changed lists the run")
-    # without HELLO_STRICT the tests run again and pass
+    # without HELLO_STRICT the tests run again and pass; the new plan sizes
+    # its buckets by the start cost measured
     p = make(proj, "k8s-test", *k8s_vars(c, "kpar-test/hello"), env=make_env(c))
     check_in("verdict: PASS", p.stdout + p.stderr)
+    if float(cost[0][0]) > 0:
+        check_in("kpar: pods start in", p.stderr, "the plan weighs the pods' start cost")
     # make -q: up to date and passed; a changed image is not, and asking
     # changes nothing (the next make contacts nothing and runs nothing)
     env3 = dict(make_env(c), KUBECONFIG="/nonexistent/kubeconfig")

@@ -389,7 +389,23 @@ KPAR_TEST(same_plan_in_any_checkout)
 	}
 }
 
-KPAR_TEST_MAIN(KPAR_CASE(deterministic_across_dirs), KPAR_CASE(kept_while_key_holds),
+/* Buckets a worker on Kubernetes: as bench/split's start-cost sweep found
+ * best, fewer for dearer pods and for better estimates, within 1..16, and
+ * the old 8 while no start cost was measured. */
+KPAR_TEST(buckets_per_worker_by_start_cost)
+{
+	CHECK_INT(kpar_plan_buckets_per_worker(0, 360, 1), 8);
+	CHECK_INT(kpar_plan_buckets_per_worker(-1, 360, 1), 8);
+	CHECK_INT(kpar_plan_buckets_per_worker(5, 0, 1), 8);
+	CHECK_INT(kpar_plan_buckets_per_worker(1, 360, 1), 6);
+	CHECK_INT(kpar_plan_buckets_per_worker(5, 360, 1), 3);
+	CHECK_INT(kpar_plan_buckets_per_worker(15, 360, 1), 2);
+	CHECK_INT(kpar_plan_buckets_per_worker(15, 360, 0), 4);
+	CHECK_INT(kpar_plan_buckets_per_worker(0.01, 1e6, 0), 16);
+	CHECK_INT(kpar_plan_buckets_per_worker(60, 1, 1), 1);
+}
+
+KPAR_TEST_MAIN(KPAR_CASE(buckets_per_worker_by_start_cost), KPAR_CASE(deterministic_across_dirs), KPAR_CASE(kept_while_key_holds),
 	       KPAR_CASE(grouped_by_expression), KPAR_CASE(inputs_by_content),
 	       KPAR_CASE(empty_and_missing_list), KPAR_CASE(key_has_every_split_setting),
 	       KPAR_CASE(same_plan_in_any_checkout), KPAR_CASE(plan_grain))
