@@ -55,9 +55,13 @@ size_t kpar_plan_buckets_per_worker(double start_cost, double work_per_worker, d
 	 * is least at F = sqrt(c * work / start).  c is how far estimates
 	 * miss: fitted on bench/split's start-cost sweep, 0.1 with history
 	 * (where 15 s pods want 1-2 buckets a worker and 1 s pods 6), 0.67
-	 * without (4 stays best even at 15 s). */
+	 * without (4 stays best even at 15 s, hence the floor below). */
 	c = known >= 0.9 ? 0.1 : 0.67;
 	f = floor(sqrt(c * work_per_worker / start_cost) + 0.5);
+	/* without history a worker needs room to even out: fewer than 4 lost
+	 * at every start cost the sweep tried */
+	if (known < 0.9 && f < 4)
+		f = 4;
 	return f < 1 ? 1 : f > 2 * BUCKETS_PER_WORKER ? 2 * BUCKETS_PER_WORKER : (size_t)f;
 }
 

@@ -401,6 +401,8 @@ KPAR_TEST(buckets_per_worker_by_start_cost)
 	CHECK_INT(kpar_plan_buckets_per_worker(5, 360, 1), 3);
 	CHECK_INT(kpar_plan_buckets_per_worker(15, 360, 1), 2);
 	CHECK_INT(kpar_plan_buckets_per_worker(15, 360, 0), 4);
+	CHECK_INT(kpar_plan_buckets_per_worker(15, 82, 0), 4);
+	CHECK_INT(kpar_plan_buckets_per_worker(5, 360, 0.5), 7);
 	CHECK_INT(kpar_plan_buckets_per_worker(0.01, 1e6, 0), 16);
 	CHECK_INT(kpar_plan_buckets_per_worker(60, 1, 1), 1);
 }
