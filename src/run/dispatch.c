@@ -185,7 +185,7 @@ int kpar_dispatch_record(struct kpar_dispatch *d, int bucket, const char *text, 
 		return rc;
 	}
 	for (i = 0; i < r.ntests; i++) {
-		failed += r.tests[i].status == KPAR_FAIL;
+		failed += r.tests[i].status == KPAR_FAIL || r.tests[i].status == KPAR_XPASS;
 		errors += r.tests[i].status == KPAR_ERROR;
 	}
 	d->stats.collected++;

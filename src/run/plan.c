@@ -107,6 +107,10 @@ int kpar_plan_inputs_digest(const struct kpar_conf *c, sqlite3 *db, char out[KPA
 	 * checkouts of one commit get the same digest, plan.json and image. */
 	kpar_buf_printf(&b, "run-cmd\t%s\nrun-mode\t%s\ntimeout\t%g\nretries\t%ld\nretry-timeouts\t%d\n",
 			c->run_cmd, c->run_mode, c->test_timeout, c->retries, c->retry_timeouts);
+	/* They change a result's status, so a run with other ones is another run;
+	 * written only when set, so the digest of every other project stays. */
+	if (*c->xfail_tests || !c->hard_errors)
+		kpar_buf_printf(&b, "xfail-tests\t%s\nhard-errors\t%d\n", c->xfail_tests, c->hard_errors);
 	{
 		/* The tests read these variables: a changed value is a changed input. */
 		struct kpar_strv names = KPAR_STRV_INIT;
