@@ -4,7 +4,7 @@
 # two log compilers with their flags, LOG_COMPILER, both TESTS_ENVIRONMENTs,
 # check_PROGRAMS and check_SCRIPTS built first, tests in srcdir from a VPATH
 # build, XFAIL and XPASS, a skip, a hard error with and without
-# DISABLE_HARD_ERRORS).
+# DISABLE_HARD_ERRORS, TAP tests through automake's tap-driver.sh).
 . "${KPAR_TOP_SRCDIR}/tests/lib/common.sh"
 
 for tool in autoreconf automake cc perl; do
@@ -43,10 +43,12 @@ verdicts() {
 verdicts hard
 # Not only equal: what automake says of each (both could be wrong alike).
 cat > want <<'TXT'
+bad.tap	FAIL
 cprog	PASS
 env.sh	PASS
 gen.sh	PASS
 hard.sh	ERROR
+ok.tap	PASS
 pass.sh	PASS
 perl.pl	PASS
 plain.test	PASS
@@ -58,7 +60,7 @@ diff -u want hard.kpar || fail "verdicts are not automake's"
 # The summary speaks automake's words, and counts XPASS as a failure.
 expect_grep '^XPASS \(passed, expected to fail\): xpass\.sh' hard.kpar.out
 expect_grep '^  xfail\.sh  \(exit 1' hard.kpar.out
-expect_grep '^10 tests: 6 passed, 1 failed, 1 error, 1 skipped, 0 flaky  \|  expected failures: 1 xfail, 1 xpass' hard.kpar.out
+expect_grep '^12 tests: 7 passed, 2 failed, 1 error, 1 skipped, 0 flaky  \|  expected failures: 1 xfail, 1 xpass' hard.kpar.out
 # a skip's reason is the test's last line, not the driver's
 expect_grep '^  skip\.sh  \(SKIP: not on this machine\)' hard.kpar.out
 expect_grep '<failure message="XPASS: passed, but expected to fail" type="xpass"/>' .kpar/report/junit.xml
