@@ -52,6 +52,8 @@ static const struct setting {
 	/* the worker takes these in a pod: it bounds them as it always has */
 	{ "retries", LONG, F(retries), "0", 0, 100, NULL, 0 },
 	{ "retry-timeouts", BOOL, F(retry_timeouts), "0", 0, 0, NULL, 0 },
+	{ "xfail-tests", STR, F(xfail_tests), "", 0, 0, NULL, 0 },
+	{ "hard-errors", BOOL, F(hard_errors), "1", 0, 0, NULL, 0 },
 	{ "worker-retries", LONG, F(worker_retries), "2", 0, 0, NULL, 0 },
 	{ "test-timeout", DBL, F(test_timeout), "0", 0, 1000000000, NULL, 0 },
 	{ "default-seconds", DBL, F(default_seconds), "1", 0, 0, NULL, 0 },

@@ -36,6 +36,8 @@ struct kpar_conf {
 	long buckets;        /* KPAR_BUCKETS: 0 = auto (8 per worker, at most one per test) */
 	long retries;        /* KPAR_RETRIES: extra attempts for a failed test */
 	int retry_timeouts;  /* KPAR_RETRY_TIMEOUTS: a timed-out test is retried too */
+	char *xfail_tests;   /* KPAR_XFAIL_TESTS: ids expected to fail (XFAIL/XPASS) */
+	int hard_errors;     /* KPAR_HARD_ERRORS: 0 = exit 99 is a plain failure */
 	long worker_retries; /* KPAR_WORKER_RETRIES: extra attempts for a bucket whose worker died */
 	double test_timeout; /* KPAR_TEST_TIMEOUT: seconds per test, 0 = none */
 	double default_seconds; /* KPAR_DEFAULT_SECONDS: estimate when nothing is known */

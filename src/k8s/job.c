@@ -289,6 +289,9 @@ int kpar_k8s_job_json(const struct kpar_conf *c, const struct kpar_plan *p, cons
 		snprintf(num, sizeof num, "%ld", c->retries);
 		put_env(env, "KPAR_RETRIES", num);
 		put_env(env, "KPAR_RETRY_TIMEOUTS", c->retry_timeouts ? "1" : "0");
+		put_env(env, "KPAR_HARD_ERRORS", c->hard_errors ? "1" : "0");
+		if (*c->xfail_tests)
+			put_env(env, "KPAR_XFAIL_TESTS", c->xfail_tests);
 		snprintf(num, sizeof num, "%g", c->test_timeout);
 		put_env(env, "KPAR_TEST_TIMEOUT", num);
 	}

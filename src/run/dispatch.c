@@ -155,7 +155,8 @@ static void test_lines(const struct kpar_dispatch *d, const struct kpar_bucket_r
 	static const struct { const char *label, *color; } look[] = {
 		[KPAR_PASS] = { "PASS", "\033[0;32m" }, [KPAR_FAIL] = { "FAIL", "\033[0;31m" },
 		[KPAR_SKIP] = { "SKIP", "\033[1;34m" }, [KPAR_ERROR] = { "ERROR", "\033[0;35m" },
-		[KPAR_FLAKY] = { "FLAKY", "\033[0;33m" },
+		[KPAR_FLAKY] = { "FLAKY", "\033[0;33m" }, [KPAR_XFAIL] = { "XFAIL", "\033[1;32m" },
+		[KPAR_XPASS] = { "XPASS", "\033[0;31m" },
 	};
 	int all = strcmp(d->c->test_lines, "all") == 0;
 	size_t i;
@@ -164,8 +165,8 @@ static void test_lines(const struct kpar_dispatch *d, const struct kpar_bucket_r
 		return;
 	for (i = 0; i < r->ntests; i++) {
 		const struct kpar_test_result *t = &r->tests[i];
-		if (t->status > KPAR_FLAKY || (!all && t->status != KPAR_FAIL && t->status != KPAR_ERROR &&
-					       t->status != KPAR_FLAKY))
+		if (t->status > KPAR_XPASS || (!all && t->status != KPAR_FAIL && t->status != KPAR_ERROR &&
+					       t->status != KPAR_FLAKY && t->status != KPAR_XPASS))
 			continue;
 		kpar_progress_line(d->prog, "%s%s:%s %s (%.2fs)", d->prog->color ? look[t->status].color : "",
 				   look[t->status].label, d->prog->color ? "\033[m" : "", t->id, t->seconds);
@@ -209,7 +210,7 @@ int kpar_dispatch_record(struct kpar_dispatch *d, int bucket, const char *text, 
 		return rc;
 	}
 	for (i = 0; i < r.ntests; i++) {
-		failed += r.tests[i].status == KPAR_FAIL;
+		failed += r.tests[i].status == KPAR_FAIL || r.tests[i].status == KPAR_XPASS;
 		errors += r.tests[i].status == KPAR_ERROR;
 	}
 	d->stats.collected++;

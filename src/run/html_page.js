@@ -5,8 +5,9 @@
   'use strict';
   var D = JSON.parse(document.getElementById('kpar-data').textContent);
   var B = D.buckets, T = D.tests, TOT = D.totals;
-  var COLORS = { pass: '#2e9d4d', fail: '#d93025', error: '#e8710a', skip: '#9aa0a6', flaky: '#9334e6' };
-  var STATUS_ORDER = ['fail', 'error', 'flaky', 'skip', 'pass'];
+  var COLORS = { pass: '#2e9d4d', fail: '#d93025', error: '#e8710a', skip: '#9aa0a6', flaky: '#9334e6',
+    xfail: '#81c995', xpass: '#a50e0e' };
+  var STATUS_ORDER = ['fail', 'xpass', 'error', 'flaky', 'skip', 'xfail', 'pass'];
   var app = document.getElementById('app');
 
   // A link to a test's log: each path component percent-encoded, as ids
@@ -62,7 +63,7 @@
   }
 
   // ---- filter state, shared by the test list and the timeline ----------
-  var filter = { st: { pass: true, fail: true, error: true, skip: true, flaky: true }, q: '' };
+  var filter = { st: { pass: true, fail: true, error: true, skip: true, flaky: true, xfail: true, xpass: true }, q: '' };
   var listeners = [];
   function matches(t) {
     if (!filter.st[t.st]) return false;
@@ -124,7 +125,8 @@
       add(card, num, el('span', 'lbl', c[1]));
       card.title = c[2] ? 'list only ' + c[1] + ' tests' : 'list every test';
       card.addEventListener('click', function () {
-        for (var k in filter.st) filter.st[k] = !c[2] || k === c[2] || (c[2] === 'pass' && k === 'flaky');
+        for (var k in filter.st) filter.st[k] = !c[2] || k === c[2] || (c[2] === 'pass' && (k === 'flaky' || k === 'xfail')) ||
+          (c[2] === 'fail' && k === 'xpass');
         filterChanged();
         document.getElementById('tests').scrollIntoView();
       });
@@ -141,7 +143,7 @@
   add(app, nav);
 
   // ---- failures and errors first, with their output ---------------------
-  var bad = T.filter(function (t) { return t.st === 'fail' || t.st === 'error'; });
+  var bad = T.filter(function (t) { return t.st === 'fail' || t.st === 'xpass' || t.st === 'error'; });
   var sf = section('failures', 'Failures and errors', bad.length);
   if (!bad.length) add(sf, el('p', 'none', 'No test failed or erred.'));
   var shownBad = 0, moreBad = el('button', null, '');

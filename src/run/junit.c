@@ -73,7 +73,8 @@ static void fail_parse(struct reader *r, int code, const char *what)
 static int worse(enum kpar_status a, enum kpar_status b)
 {
 	static const int rank[] = { [KPAR_PASS] = 0, [KPAR_SKIP] = 1, [KPAR_FAIL] = 2,
-				    [KPAR_ERROR] = 3, [KPAR_FLAKY] = 0 };
+				    [KPAR_ERROR] = 3, [KPAR_FLAKY] = 0, [KPAR_XFAIL] = 0,
+				    [KPAR_XPASS] = 2 };
 	return rank[a] > rank[b];
 }
 
@@ -399,7 +400,7 @@ static void count(struct counts *c, const struct kpar_test_result *t)
 	count_subtests(c, t);
 	c->tests++;
 	c->seconds += t->seconds;
-	if (t->status == KPAR_FAIL)
+	if (t->status == KPAR_FAIL || t->status == KPAR_XPASS)
 		c->failures++;
 	else if (t->status == KPAR_ERROR)
 		c->errors++;
@@ -448,6 +449,9 @@ static void put_case(struct kpar_buf *b, const struct kpar_bucket_result *br,
 		/* the protocol's reason says more than the exit status */
 		put_attr(b, "message", t->note && *t->note ? t->note : num);
 		kpar_buf_printf(b, " type=\"%s\"/>\n", el);
+	} else if (t->status == KPAR_XPASS) {
+		/* automake's XPASS: listed as expected to fail, yet passed */
+		kpar_buf_puts(b, "      <failure message=\"XPASS: passed, but expected to fail\" type=\"xpass\"/>\n");
 	} else if (t->status == KPAR_SKIP) {
 		size_t len;
 		const char *why = kpar_record_skip_reason(t, 200, &len);

@@ -189,6 +189,10 @@ int kpar_plan_inputs_digest(const struct kpar_conf *c, sqlite3 *db, char out[KPA
 	/* (absent for the default, so existing runs keep their key) */
 	if (c->test_protocol && strcmp(c->test_protocol, "exit") != 0)
 		kpar_buf_printf(&b, "protocol\t%s\n", c->test_protocol);
+	/* They change a result's status, so a run with other ones is another run;
+	 * written only when set, so the digest of every other project stays. */
+	if (*c->xfail_tests || !c->hard_errors)
+		kpar_buf_printf(&b, "xfail-tests\t%s\nhard-errors\t%d\n", c->xfail_tests, c->hard_errors);
 	{
 		/* The tests read these variables: a changed value is a changed input. */
 		struct kpar_strv names = KPAR_STRV_INIT;

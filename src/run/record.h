@@ -33,7 +33,11 @@ enum kpar_status {
 	KPAR_FAIL = 1,
 	KPAR_SKIP = 2,
 	KPAR_ERROR = 3,  /* exit 99, signal, timeout, could not start */
-	KPAR_FLAKY = 4   /* failed, then passed on a retry */
+	KPAR_FLAKY = 4,  /* failed, then passed on a retry */
+	/* A test listed as expected to fail (automake's XFAIL_TESTS): its
+	 * failure is XFAIL, not a failure; its pass is XPASS, a failure. */
+	KPAR_XFAIL = 5,
+	KPAR_XPASS = 6
 };
 
 const char *kpar_status_name(enum kpar_status s);

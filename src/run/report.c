@@ -167,6 +167,8 @@ static void count(struct kpar_report_totals *tot, const struct kpar_test_result 
 	case KPAR_ERROR: tot->errors++; break;
 	case KPAR_SKIP: tot->skipped++; break;
 	case KPAR_FLAKY: tot->flaky++; tot->passed++; break;
+	case KPAR_XFAIL: tot->xfail++; break;
+	case KPAR_XPASS: tot->xpass++; tot->failed++; break;
 	}
 }
 
@@ -310,14 +312,16 @@ static void build_summary(const struct kpar_run_info *ri, const char *events,
 			kpar_buf_plural((size_t)ri->nbuckets));
 	for (i = 0; i < nrefs; i++) {
 		const struct kpar_test_result *t = refs[i].t;
-		if (t->status != KPAR_FAIL && t->status != KPAR_ERROR)
+		if (t->status != KPAR_FAIL && t->status != KPAR_ERROR && t->status != KPAR_XPASS)
 			continue;
 		if (refs[i].bucket == 0)
-			kpar_buf_printf(b, "\n%s: %s  (reused from %s, exit %d, ", t->status == KPAR_FAIL ? "FAIL" : "ERROR",
+			kpar_buf_printf(b, "\n%s: %s  (reused from %s, exit %d, ", t->status == KPAR_FAIL ? "FAIL"
+					: t->status == KPAR_XPASS ? "XPASS (passed, expected to fail)" : "ERROR",
 					t->id, refs[i].worker, t->exit_code);
 		else
 			kpar_buf_printf(b, "\n%s: %s  (bucket %d, worker %s, exit %d, ", t->status == KPAR_FAIL ?
-					"FAIL" : "ERROR", t->id, refs[i].bucket, refs[i].worker, t->exit_code);
+					"FAIL" : t->status == KPAR_XPASS ? "XPASS (passed, expected to fail)" : "ERROR",
+					t->id, refs[i].bucket, refs[i].worker, t->exit_code);
 		fmt_secs(b, t->seconds);
 		kpar_buf_puts(b, ")\n");
 		add_failed_subtests(b, t);
@@ -333,6 +337,13 @@ static void build_summary(const struct kpar_run_info *ri, const char *events,
 			if (refs[i].t->status == KPAR_FLAKY)
 				kpar_buf_printf(b, "  %s  (%d attempts, bucket %d)\n", refs[i].t->id,
 						refs[i].t->attempts, refs[i].bucket);
+	}
+	if (tot->xfail) {
+		kpar_buf_puts(b, "\nExpected failures (XFAIL):\n");
+		for (i = 0; i < nrefs; i++)
+			if (refs[i].t->status == KPAR_XFAIL)
+				kpar_buf_printf(b, "  %s  (exit %d, bucket %d)\n", refs[i].t->id,
+						refs[i].t->exit_code, refs[i].bucket);
 	}
 	if (tot->skipped) {
 		kpar_buf_puts(b, "\nSkipped:\n");
@@ -380,6 +391,9 @@ static void build_summary(const struct kpar_run_info *ri, const char *events,
 	kpar_buf_printf(b, "%zu test%s: %zu passed, %zu failed, %zu error%s, %zu skipped, %zu flaky  |  ",
 			tot->tests, kpar_buf_plural(tot->tests), tot->passed, tot->failed, tot->errors,
 			kpar_buf_plural(tot->errors), tot->skipped, tot->flaky);
+	if (tot->xfail || tot->xpass)
+		/* xpass is among the failed above; the words are automake's */
+		kpar_buf_printf(b, "expected failures: %zu xfail, %zu xpass  |  ", tot->xfail, tot->xpass);
 	kpar_buf_puts(b, "wall ");
 	fmt_secs(b, wall);
 	kpar_buf_puts(b, ", test time ");

@@ -16,6 +16,9 @@
 
 struct kpar_report_totals {
 	size_t tests, passed, failed, errors, skipped, flaky;
+	/* automake's expected failures: xfail is not counted as failed,
+	 * xpass is (and also counted in failed) */
+	size_t xfail, xpass;
 };
 
 /* Writes the three report files for run; *failed_out set to 1 when a test

@@ -558,7 +558,8 @@ int kpar_state_collect(struct kpar_state *st, long long run, const struct kpar_b
 		}
 		/* Skipped tests and errors say nothing about how long a test
 		 * takes; feeding them in would skew the next split. */
-		if (t->status == KPAR_PASS || t->status == KPAR_FAIL || t->status == KPAR_FLAKY) {
+		if (t->status == KPAR_PASS || t->status == KPAR_FAIL || t->status == KPAR_FLAKY ||
+		    t->status == KPAR_XFAIL || t->status == KPAR_XPASS) {
 			samples[nsamples].test = t->id;
 			samples[nsamples].seconds = t->seconds;
 			samples[nsamples].status = kpar_status_name(t->status);

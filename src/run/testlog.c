@@ -82,6 +82,8 @@ static const char *label(enum kpar_status s)
 	case KPAR_SKIP: return "SKIP";
 	case KPAR_ERROR: return "ERROR";
 	case KPAR_FLAKY: return "FLAKY";
+	case KPAR_XFAIL: return "XFAIL";
+	case KPAR_XPASS: return "XPASS";
 	}
 	return "?";
 }

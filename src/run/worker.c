@@ -59,6 +59,7 @@ void kpar_worker_opts_init(struct kpar_worker_opts *o)
 	o->kill_grace = 5;
 	o->bucket = 1;
 	o->attempt = 1;
+	o->hard_errors = 1;
 }
 
 struct ctx {
@@ -150,7 +151,7 @@ static enum kpar_status status_of_exit(int code)
 
 static int failed(enum kpar_status s)
 {
-	return s == KPAR_FAIL || s == KPAR_ERROR;
+	return s == KPAR_FAIL || s == KPAR_ERROR || s == KPAR_XPASS;
 }
 
 static const char *signal_name(int sig)
@@ -207,10 +208,46 @@ static void judge_tap(struct kpar_tap *tap, const struct kpar_proc_status *st,
 	kpar_tap_result_free(&tr);
 }
 
+/* Whether id is a word of the whitespace-separated list. */
+static int listed(const char *list, const char *id)
+{
+	size_t n = strlen(id);
+	const char *p = list;
+
+	while (list && *p) {
+		size_t w;
+
+		p += strspn(p, " \t\n");
+		w = strcspn(p, " \t\n");
+		if (w == n && w && memcmp(p, id, n) == 0)
+			return 1;
+		p += w;
+	}
+	return 0;
+}
+
+/* automake's verdicts, as its test-driver gives them: without hard errors
+ * exit 99 is a plain failure; an expected failure's fail is XFAIL and its
+ * pass XPASS.  A timeout, a signal or a test that cannot start stays an
+ * error (test-driver would see 128+n or 126/127 from a shell). */
+static void automake_verdict(const struct kpar_worker_opts *o, const char *id, struct outcome *oc)
+{
+	int plain = !oc->spawn_error && !oc->timed_out && oc->exit_code >= 0;
+
+	if (!o->hard_errors && plain && oc->status == KPAR_ERROR && oc->exit_code == 99)
+		oc->status = KPAR_FAIL;
+	if (!listed(o->xfail_tests, id))
+		return;
+	if (oc->status == KPAR_FAIL && plain)
+		oc->status = KPAR_XFAIL;
+	else if (oc->status == KPAR_PASS)
+		oc->status = KPAR_XPASS;
+}
+
 /* Whether another attempt could change a failed outcome (worker.h). */
 static int retryable(const struct kpar_worker_opts *o, const struct outcome *oc)
 {
-	if (!failed(oc->status) || oc->spawn_error)
+	if (!failed(oc->status) || oc->spawn_error || oc->status == KPAR_XPASS)
 		return 0;
 	if (oc->timed_out)
 		return o->retry_timeouts;
@@ -396,6 +433,8 @@ static int run_one(struct ctx *cx, const char *id, int attempt, struct outcome *
 	}
 	if (rc == 0 && cx->o->protocol == KPAR_PROTO_JUNIT)
 		judge_junit(cx, oc);
+	if (rc == 0 && !oc->interrupted)
+		automake_verdict(cx->o, id, oc);
 	kpar_strv_free(&env);
 	kpar_strv_free(&argv);
 	kpar_buf_free(&what);

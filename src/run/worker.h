@@ -61,6 +61,11 @@ struct kpar_worker_opts {
 	double timeout;          /* seconds per test (batch: per bucket); 0 = none */
 	int retries;             /* extra attempts for a failed test */
 	int retry_timeouts;      /* a timed-out test is retried too (0) */
+	/* automake's harness (each mode): ids expected to fail, whose failure
+	 * is KPAR_XFAIL and pass KPAR_XPASS (NULL: none); hard_errors 0 makes
+	 * exit 99 a plain failure (1, the default: an error). */
+	const char *xfail_tests;
+	int hard_errors;
 	size_t pass_output_max;  /* bytes of output kept for passing tests */
 	size_t fail_output_max;  /* bytes kept for failing tests (head and tail) */
 	const char *plan;        /* copied into the result */
@@ -75,7 +80,7 @@ struct kpar_worker_opts {
 };
 
 /* Defaults: mode each, pass_output_max 4 KiB, fail_output_max 256 KiB,
- * retries 0, timeout 0, kill_grace 5, bucket 1, attempt 1. */
+ * retries 0, timeout 0, kill_grace 5, bucket 1, attempt 1, hard_errors 1. */
 void kpar_worker_opts_init(struct kpar_worker_opts *o);
 
 /* Runs tests (ids) and fills out (zeroed first; free it with

@@ -380,6 +380,8 @@ int kpar_cmd_worker(int argc, char **argv)
 	o.timeout = conf.test_timeout;
 	o.retries = (int)conf.retries;
 	o.retry_timeouts = conf.retry_timeouts;
+	o.xfail_tests = conf.xfail_tests;
+	o.hard_errors = conf.hard_errors;
 
 	optind = 1;
 	opterr = 0;

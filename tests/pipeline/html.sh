@@ -216,7 +216,7 @@ with Browser(chromium, profile, 1280, 900) as b:
     # status: passing tests off
     q('document.getElementById("f-pass").click()')
     assert count() == '%d of %d tests match' % (n - passed_plain, n), (count(), passed_plain)
-    assert q('location.hash') == '#st=fail,error,flaky,skip', q('location.hash')
+    assert q('location.hash') == '#st=fail,xpass,error,flaky,skip,xfail', q('location.hash')
     q('document.getElementById("f-pass").click()')
     # name: a substring of the hostile id, typed
     q('var s = document.getElementById("f-name"); s.focus()')

@@ -479,6 +479,70 @@ KPAR_TEST(tap_protocol)
 	teardown();
 }
 
+/* automake's XFAIL_TESTS and DISABLE_HARD_ERRORS, as its test-driver
+ * judges: an expected failure's failure is XFAIL (not retried), its pass
+ * XPASS (a failure, not retried either: a rerun would only hide it); a
+ * crash or a test that cannot start stays an error; without hard errors
+ * exit 99 is a failure (XFAIL when expected). */
+KPAR_TEST(automake_verdicts)
+{
+	struct kpar_worker_opts o;
+	struct kpar_strv ids = KPAR_STRV_INIT;
+	struct kpar_bucket_result r;
+	const struct kpar_test_result *t;
+
+	setup();
+	opts(&o);
+	kpar_strv_push(&ids, "pass.sh");
+	kpar_strv_push(&ids, "fail.sh");
+	kpar_strv_push(&ids, "three.sh");
+	kpar_strv_push(&ids, "hard.sh");
+	kpar_strv_push(&ids, "segv.sh");
+	kpar_strv_push(&ids, "missing.sh");
+	kpar_strv_push(&ids, "skip.sh");
+	/* "xfail.sh" names another test than fail.sh: whole words only */
+	o.xfail_tests = " xfail.sh\tpass.sh three.sh\nsegv.sh missing.sh skip.sh ";
+	o.retries = 2;
+	CHECK_OK(kpar_worker_run(&o, &ids, &r));
+	t = find(&r, "pass.sh");
+	CHECK(t && t->status == KPAR_XPASS && t->exit_code == 0 && t->attempts == 1);
+	t = find(&r, "fail.sh");
+	CHECK(t && t->status == KPAR_FAIL && t->attempts == 3);
+	t = find(&r, "three.sh");
+	CHECK(t && t->status == KPAR_XFAIL && t->exit_code == 3 && t->attempts == 1);
+	t = find(&r, "hard.sh");
+	CHECK(t && t->status == KPAR_ERROR && t->exit_code == 99);
+	t = find(&r, "segv.sh");
+	CHECK(t && t->status == KPAR_ERROR && t->exit_code == -1);
+	t = find(&r, "missing.sh");
+	CHECK(t && t->status == KPAR_ERROR && t->exit_code == 127);
+	t = find(&r, "skip.sh");
+	CHECK(t && t->status == KPAR_SKIP);
+	kpar_bucket_result_free(&r);
+
+	o.hard_errors = 0;
+	o.xfail_tests = NULL;
+	CHECK_OK(kpar_worker_run(&o, &ids, &r));
+	t = find(&r, "hard.sh");
+	CHECK(t && t->status == KPAR_FAIL && t->exit_code == 99 && t->attempts == 1);
+	t = find(&r, "segv.sh");
+	CHECK(t && t->status == KPAR_ERROR);
+	t = find(&r, "pass.sh");
+	CHECK(t && t->status == KPAR_PASS);
+	kpar_bucket_result_free(&r);
+	o.xfail_tests = "hard.sh";
+	CHECK_OK(kpar_worker_run(&o, &ids, &r));
+	t = find(&r, "hard.sh");
+	CHECK(t && t->status == KPAR_XFAIL && t->exit_code == 99);
+	kpar_bucket_result_free(&r);
+
+	CHECK_STR(kpar_status_name(KPAR_XFAIL), "xfail");
+	CHECK_STR(kpar_status_name(KPAR_XPASS), "xpass");
+	CHECK_INT(kpar_status_parse("xpass"), KPAR_XPASS);
+	kpar_strv_free(&ids);
+	teardown();
+}
+
 /* What no rerun can fix is not retried: a hard error, a test that cannot
  * start (exec failure, or the shell's 126/127); a timeout only when asked
  * (issue 9 item 7). */
@@ -866,6 +930,7 @@ KPAR_TEST(capture)
 
 KPAR_TEST_MAIN(KPAR_CASE(defaults), KPAR_CASE(statuses), KPAR_CASE(environment),
 	       KPAR_CASE(timeout), KPAR_CASE(stray_processes), KPAR_CASE(output_limits),
-	       KPAR_CASE(retries), KPAR_CASE(tap_protocol), KPAR_CASE(retry_policy), KPAR_CASE(odd_ids_run_cmd), KPAR_CASE(odd_ids_exec),
+	       KPAR_CASE(retries), KPAR_CASE(tap_protocol), KPAR_CASE(retry_policy), KPAR_CASE(automake_verdicts),
+	       KPAR_CASE(odd_ids_run_cmd), KPAR_CASE(odd_ids_exec),
 	       KPAR_CASE(batch_junit), KPAR_CASE(batch_retries), KPAR_CASE(bad_setup),
 	       KPAR_CASE(interrupt_int), KPAR_CASE(interrupt_term), KPAR_CASE(capture))

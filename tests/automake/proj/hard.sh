@@ -1,0 +1,2 @@
+echo "a hard error"
+exit 99

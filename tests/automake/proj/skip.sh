@@ -1,0 +1,2 @@
+echo "SKIP: not on this machine"
+exit 77

@@ -1,0 +1,2 @@
+echo "expected to fail, and fails"
+exit 1

@@ -1,0 +1,2 @@
+echo "expected to fail, but passes"
+exit 0

@@ -1,0 +1,99 @@
+#!/bin/sh
+# An automake project needs nothing but `include kpar.mk`: `make k8s-test`
+# runs what `make check` runs, with the same verdicts (tests/automake/proj:
+# two log compilers with their flags, LOG_COMPILER, both TESTS_ENVIRONMENTs,
+# check_PROGRAMS and check_SCRIPTS built first, tests in srcdir from a VPATH
+# build, XFAIL and XPASS, a skip, a hard error with and without
+# DISABLE_HARD_ERRORS, TAP tests through automake's tap-driver.sh).
+. "${KPAR_TOP_SRCDIR}/tests/lib/common.sh"
+
+for tool in autoreconf automake cc perl; do
+	command -v $tool >/dev/null || skip "no $tool"
+done
+
+cp -R "$KPAR_TOP_SRCDIR/tests/automake/proj" "$T/src"
+chmod -R u+w "$T/src"
+(cd "$T/src" && autoreconf -fi) >"$T/autoreconf.out" 2>&1 || { cat "$T/autoreconf.out"; fail "autoreconf"; }
+mkdir "$T/build"
+cd "$T/build" || exit 99
+../src/configure -q >configure.out 2>&1 || { cat configure.out; fail "configure"; }
+
+# make's own answers, asked of the makefile itself
+printf 'kpar-print-%%:\n\t@echo $($*)\n' > print.mk
+mvar() { env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s --no-print-directory -f Makefile -f print.mk "kpar-print-$1"; }
+tests=$(mvar TESTS)
+exts=$(mvar TEST_EXTENSIONS)
+
+# verdicts WHAT ARGS...: make check then make k8s-test with ARGS, each
+# test's verdict compared; WHAT.check and WHAT.kpar keep them.
+verdicts() {
+	what=$1; shift
+	env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make check "$@" >"$what.check.out" 2>&1 &&
+		{ cat "$what.check.out"; fail "$what: make check passed"; }
+	python3 "$KPAR_TOP_SRCDIR/tests/lib/am_verdicts.py" trs . "$exts" $tests >"$what.check" ||
+		fail "$what: reading the .trs files"
+	kmake -f Makefile -f "$KPAR_MK" k8s-test "$@" >"$what.kpar.out" 2>&1
+	rc=$?
+	[ "$rc" = 2 ] || { cat "$what.kpar.out"; fail "$what: make k8s-test exited $rc, not 2"; }
+	python3 "$KPAR_TOP_SRCDIR/tests/lib/am_verdicts.py" junit .kpar/report/junit.xml >"$what.kpar" ||
+		fail "$what: reading junit.xml"
+	diff -u "$what.check" "$what.kpar" || fail "$what: make check and make k8s-test disagree"
+}
+
+verdicts hard
+# Not only equal: what automake says of each (both could be wrong alike).
+cat > want <<'TXT'
+bad.tap	FAIL
+cprog	PASS
+env.sh	PASS
+gen.sh	PASS
+hard.sh	ERROR
+ok.tap	PASS
+pass.sh	PASS
+perl.pl	PASS
+plain.test	PASS
+skip.sh	SKIP
+xfail.sh	XFAIL
+xpass.sh	XPASS
+TXT
+diff -u want hard.kpar || fail "verdicts are not automake's"
+# The summary speaks automake's words, and counts XPASS as a failure.
+expect_grep '^XPASS \(passed, expected to fail\): xpass\.sh' hard.kpar.out
+expect_grep '^  xfail\.sh  \(exit 1' hard.kpar.out
+expect_grep '^12 tests: 7 passed, 2 failed, 1 error, 1 skipped, 0 flaky  \|  expected failures: 1 xfail, 1 xpass' hard.kpar.out
+# a skip's reason is the test's last line, not the driver's
+expect_grep '^  skip\.sh  \(SKIP: not on this machine\)' hard.kpar.out
+expect_grep '<failure message="XPASS: passed, but expected to fail" type="xpass"/>' .kpar/report/junit.xml
+
+# DISABLE_HARD_ERRORS: exit 99 is a plain failure, for both (a changed
+# setting is a new run).
+verdicts soft DISABLE_HARD_ERRORS=1
+expect_grep '^hard\.sh	FAIL$' soft.kpar
+
+# Nothing changed: nothing runs again, same verdict.
+kmake -f Makefile -f "$KPAR_MK" k8s-test DISABLE_HARD_ERRORS=1 >again.out 2>&1 && fail "a failed run passed on its second look"
+expect_no_grep '^kpar: bucket' again.out "an unchanged suite ran again"
+
+# A test changed in srcdir is an input: the suite runs again, and the
+# expected failure that now fails is XFAIL.
+printf 'echo "now fails as expected"\nexit 1\n' > ../src/xpass.sh
+kmake -f Makefile -f "$KPAR_MK" k8s-test >changed.out 2>&1
+python3 "$KPAR_TOP_SRCDIR/tests/lib/am_verdicts.py" junit .kpar/report/junit.xml >changed.kpar
+expect_grep '^xpass\.sh	XFAIL$' changed.kpar "a changed srcdir test did not rerun"
+
+# The user's own setting wins over automake's.
+kmake -f Makefile -f "$KPAR_MK" k8s-test KPAR_TESTS='pass.sh env.sh' >own.out 2>&1 || { cat own.out; fail "KPAR_TESTS over TESTS"; }
+expect_grep '^2 tests: 2 passed' own.out
+
+# A check program that does not build stops make before any test runs.
+echo 'this is not C' >> ../src/cprog.c
+kmake -f Makefile -f "$KPAR_MK" k8s-test >broken.out 2>&1 && { cat broken.out; fail "a broken check program went unnoticed"; }
+expect_no_grep '^kpar: run' broken.out "tests ran with a check program that did not build"
+
+# Including kpar.mk in an automake makefile still costs nothing for
+# another goal.
+rm -rf .kpar
+kmake -f Makefile -f "$KPAR_MK" KPAR=/nonexistent/kpar all >all.out 2>&1 || true
+[ ! -e .kpar ] || fail "make all created the state dir"
+expect_no_grep 'nonexistent' all.out "make all ran kpar"
+exit 0
