@@ -731,6 +731,7 @@ int kpar_plan_make(const struct kpar_conf *c, struct kpar_plan *out, int *change
 	eo.root = c->root;
 	eo.hints = *c->hints ? c->hints : NULL;
 	eo.default_seconds = c->default_seconds;
+	eo.workers = c->workers > 0 ? (size_t)c->workers : 0;
 	secs = kpar_xcalloc(tests.n, sizeof *secs);
 	bucket_of = kpar_xcalloc(tests.n, sizeof *bucket_of);
 	srcs = kpar_xcalloc(tests.n, sizeof *srcs);

@@ -30,6 +30,7 @@ struct kpar_estimate_opts {
 	const char *root;      /* where test ids resolve to files, for the size signal */
 	const char *hints;     /* NULL or a hints file: lines "<glob> <seconds>" */
 	double default_seconds;
+	size_t workers;        /* the run's workers, for judging signals (0: 8) */
 	unsigned flags;        /* KPAR_ESTIMATE_* */
 };
 /* Use the name and size signals without judging them (each whenever it has
@@ -48,14 +49,17 @@ int kpar_history_add(sqlite3 *db, const char *test, double seconds, const char *
 int kpar_estimate(sqlite3 *db, const struct kpar_estimate_opts *o,
 		  char *const *ids, size_t n, double *seconds, enum kpar_est_source *sources);
 
-/* How far a first-run signal can be trusted on this suite: the rank
- * correlation (Spearman) of its guesses with the known durations, over how
- * many tests, and whether kpar_estimate used it (tests >= KPAR_JUDGE_MIN
- * and rho >= KPAR_RHO_MIN). */
+/* How far a first-run signal can be trusted on this suite, judged on the
+ * tests with known durations: the rank correlation (Spearman) of its
+ * guesses with those durations, over how many tests; and replay, the
+ * makespan of those tests dispatched one at a time in its order over the
+ * makespan in name order (what kpar falls back to), on the run's workers.
+ * kpar_estimate uses the signal when tests >= KPAR_JUDGE_MIN, rho >=
+ * KPAR_RHO_MIN and replay <= 1. */
 #define KPAR_JUDGE_MIN 8
 #define KPAR_RHO_MIN 0.5
 struct kpar_signal_score {
-	double rho;
+	double rho, replay;
 	size_t tests;
 	int used;
 };
@@ -169,8 +173,8 @@ size_t kpar_split_grouped(char *const *ids, const double *seconds, const char *c
 			  size_t *bucket_of);
 
 /* kpar_split_ordered: contiguous runs of the order (estimate desc, id asc),
- * numbered in that order, shrinking as the work left does (each about half
- * of what is left per worker, down to the smallest size that fits
+ * numbered in that order, shrinking as the work left does (each about a
+ * quarter of what is left per worker, down to the smallest size that fits
  * nbuckets; all zero estimates count as equal): name order
  * dispatched dynamically when the estimates are all equal.  Deterministic,
  * independent of input order; returns the number of buckets used (at most

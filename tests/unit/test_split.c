@@ -623,7 +623,7 @@ static int estimate_with_hints(const char *text, const char *root)
 	char *path = kpar_fs_join(root, "hints.txt");
 	char *ids[] = { "x" };
 	double sec[1];
-	struct kpar_estimate_opts o = { NULL, path, 0, 0 };
+	struct kpar_estimate_opts o = { NULL, path, 0, 0, 0 };
 	int rc;
 
 	if (kpar_fs_write_atomic(path, text, strlen(text)) < 0)
@@ -636,7 +636,7 @@ static int estimate_with_hints(const char *text, const char *root)
 KPAR_TEST(estimate_bad_hints)
 {
 	char *root = make_tmpdir(), *missing = kpar_fs_join(root, "nope");
-	struct kpar_estimate_opts o = { NULL, missing, 0, 0 };
+	struct kpar_estimate_opts o = { NULL, missing, 0, 0, 0 };
 	char *ids[] = { "x" };
 	double sec[1];
 
@@ -671,7 +671,7 @@ KPAR_TEST(estimate_hint_globs)
 	char *ids[] = { "tests/my suite/a b.sh", "tests/a/b/deep.sh", "tests/x.sh" };
 	double sec[3];
 	enum kpar_est_source src[3];
-	struct kpar_estimate_opts o = { NULL, path, 0, 0 };
+	struct kpar_estimate_opts o = { NULL, path, 0, 0, 0 };
 
 	CHECK_OK(kpar_fs_write_atomic(path, text, strlen(text)));
 	CHECK_OK(kpar_estimate(NULL, &o, ids, 3, sec, src));
