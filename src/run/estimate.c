@@ -13,19 +13,23 @@
  *      in seconds per byte learnt from the tests of the list with a known
  *      duration (history, else hints) and a file;
  *   3. the default: the median of all known tests, else default_seconds.
- * A signal is used only once it has shown that it predicts this suite: the
- * rank correlation of its guesses with the known durations (for the name,
- * each known test's family without itself; for the size, the known tests'
- * sizes) must reach RHO_MIN over at least JUDGE_MIN tests.  Why so strict:
- * a signal that misorders is worse than none.  With no signal every
- * unknown test gets the same estimate, ties go in name order, and the plan
- * is name order dispatched dynamically (plan.c), which is what make -j
- * does; sizes that misorder dispatch the slowest tests last (bench/split:
- * on git's suite, whose slowest scripts are tiny files sourcing a shared
- * library, size order lands 1.3x above the bound where name order lands
- * 1.07x; on CPython's, with a size/time rank correlation of 0.30, size
- * order is worse than name order too).  A first run with no history and
- * few hints cannot judge a signal, so it runs in name order.
+ * A signal is used only once it has shown that it predicts this suite, on
+ * the tests with a known duration (judge): the rank correlation of its
+ * guesses with those durations (for the name, each known test's family
+ * without itself; for the size, the known tests' sizes) must reach
+ * KPAR_RHO_MIN over at least KPAR_JUDGE_MIN tests, and those tests
+ * dispatched in its order on the run's workers must finish no later than
+ * in name order, which is what kpar falls back to.  Why so strict: a
+ * signal that misorders is worse than none.  On git's suite sizes rank
+ * durations with a correlation of 0.56, yet its slowest scripts are tiny
+ * files that source a shared library, so size order starts them last
+ * (bench/split: 1.21x / 1.42x the bound at 8 / 16 workers, name order one
+ * test at a time 1.05x / 1.23x); on CPython's (0.30) size order loses to
+ * name order too.  With no signal every unknown test gets the same
+ * estimate and the plan is name order in shrinking runs (plan.c,
+ * kpar_split_auto), as make -j W would run them.  A first run with no
+ * history and fewer than KPAR_JUDGE_MIN hinted files judges nothing, so it
+ * runs in name order, hinted tests first.
  */
 #include "config.h"
 
