@@ -23,7 +23,7 @@ enum kpar_est_source {
 	KPAR_EST_HINT = 1,     /* a user hint (KPAR_HINTS file) */
 	KPAR_EST_NAME = 2,     /* tests with a similar name (same directory/prefix) */
 	KPAR_EST_SIZE = 3,     /* file size of the test, scaled by known tests */
-	KPAR_EST_DEFAULT = 4   /* nothing known: the median of known tests, or 1 s */
+	KPAR_EST_DEFAULT = 4   /* nothing trusted: 90th percentile of known tests, or 1 s */
 };
 
 struct kpar_estimate_opts {
@@ -57,7 +57,7 @@ int kpar_estimate(sqlite3 *db, const struct kpar_estimate_opts *o,
  * kpar_estimate uses the signal when tests >= KPAR_JUDGE_MIN, rho >=
  * KPAR_RHO_MIN and replay <= 1. */
 #define KPAR_JUDGE_MIN 8
-#define KPAR_RHO_MIN 0.5
+#define KPAR_RHO_MIN 0.2
 struct kpar_signal_score {
 	double rho, replay;
 	size_t tests;
@@ -107,7 +107,7 @@ size_t kpar_split(char *const *ids, const double *seconds, size_t n, size_t nbuc
  * for tests never run).  A hint is seconds and is never rescaled; the
  * other estimates are seconds too: the name and size signals are scaled
  * by known durations (history, else for sizes the hinted tests), the
- * default is the median of the history, else default_seconds.  The name
+ * default is the 90th percentile of the history, else default_seconds.  The name
  * and size signals are used only when they rank the known durations
  * (kpar_signal_score); otherwise those tests get the default, and a first
  * run with nothing trusted is planned in name order (kpar_split_auto).
