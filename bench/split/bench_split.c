@@ -820,7 +820,7 @@ static void signals(const struct suite *s, const char *root, const size_t *ws, s
 	SROW("    3 slowest hinted (run 1, 2 digits), sizes scaled by them",
 	     rho_of(s, est, NULL, 0, NULL), kpar_ratio(s, est, s->run1, w, factor, overhead));
 	est_run(s, dball, NULL, NULL, 0, est, src, NULL);
-	SROW("    imported history of every test (run 2)", rho_of(s, est, NULL, 0, NULL),
+	SROW("    imported history of every test (run 2)", rho_of(s, est, src, KPAR_EST_HISTORY, NULL),
 	     kpar_ratio(s, est, s->run1, w, factor, overhead));
 	est_run(s, dbh, NULL, NULL, KPAR_ESTIMATE_UNJUDGED, est, src, &rep);
 	r = rho_of(s, est, src, KPAR_EST_NAME, &cnt);
@@ -905,6 +905,7 @@ int main(int argc, char **argv)
 	struct suite s;
 	char *root;
 	double *cold, *warm, *mixed, *steady, noise = 0.2;
+	enum kpar_est_source *cold_src;
 	int *is_new;
 	sqlite3 *db, *dbm;
 	size_t srcs[5], srcm[5];
@@ -972,7 +973,8 @@ int main(int argc, char **argv)
 			steady[i] = s.run1[i] * exp(noise * sqrt(-2 * log(u1)) * cos(2 * M_PI * u2));
 		}
 	}
-	estimate(&s, NULL, root, cold, NULL);
+	cold_src = kpar_xmalloc(s.n * sizeof *cold_src);
+	est_run(&s, NULL, root, NULL, 0, cold, cold_src, NULL);
 	db = history_db(&s, NULL);
 	estimate(&s, db, root, warm, srcs);
 	dbm = history_db(&s, is_new);
@@ -998,15 +1000,18 @@ int main(int argc, char **argv)
 	ROW("  static LPT, perfect knowledge", static_ratio(&s, s.run1, s.run1, w, 0));
 	ROW("  static LPT on kpar's first-run estimates", static_ratio(&s, cold, s.run1, w, 0));
 	ROW("  equal LPT buckets, dynamic (kpar_split)", dyn_ratio(&s, cold, s.run1, w, factor, 0, overhead));
-	ROW("  kpar: dispatch-aware buckets, dynamic (kpar_split_ex)", kpar_ratio(&s, cold, s.run1, w, factor, overhead));
-	ROW("  one test per bucket, longest estimate first", kpar_ratio(&s, cold, s.run1, w, 0, overhead));
+	ROW("  dispatch-aware buckets on them, dynamic (kpar_split_ex)", kpar_ratio(&s, cold, s.run1, w, factor, overhead));
+	ROW("  kpar: its plan (kpar_split_auto), dynamic", auto_ratio(&s, cold, cold_src, s.run1, w, factor, overhead));
+	ROW("  one test per bucket, in kpar's order", auto_ratio(&s, cold, cold_src, s.run1, w, 0, overhead));
 	{
 		char *h3 = hints_file(&s, root, 3);
 		double *hinted = kpar_xmalloc(s.n * sizeof *hinted);
+		enum kpar_est_source *hsrc = kpar_xmalloc(s.n * sizeof *hsrc);
 
-		estimate_hinted(&s, NULL, root, h3, hinted, NULL);
-		ROW("  kpar, with a hints file naming the 3 slowest tests", kpar_ratio(&s, hinted, s.run1, w, factor, overhead));
+		est_run(&s, NULL, root, h3, 0, hinted, hsrc, NULL);
+		ROW("  kpar, with a hints file naming the 3 slowest tests", auto_ratio(&s, hinted, hsrc, s.run1, w, factor, overhead));
 		free(hinted);
+		free(hsrc);
 		free(h3);
 	}
 	{
@@ -1026,7 +1031,7 @@ int main(int argc, char **argv)
 
 		printf("  First run with history imported from a CI's JUnit report (x lognormal jitter "
 		       "0.2; mean (worst) of 20 draws):\n");
-		ROW("  kpar, blind (as above)", kpar_ratio(&s, cold, s.run1, w, factor, overhead));
+		ROW("  kpar, blind (as above)", auto_ratio(&s, cold, cold_src, s.run1, w, factor, overhead));
 		for (r = 0; r < sizeof rep / sizeof rep[0]; r++) {
 			printf("%-58s", rep[r].label);
 			for (k = 0; k < nw; k++) {
@@ -1150,6 +1155,7 @@ int main(int argc, char **argv)
 	sqlite3_close(dbm);
 	free(root);
 	free(cold);
+	free(cold_src);
 	free(warm);
 	free(mixed);
 	free(steady);
