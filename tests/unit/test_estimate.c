@@ -388,6 +388,21 @@ KPAR_TEST(first_run_blind_is_name_order)
 		CHECK_INT(src[i], KPAR_EST_DEFAULT);
 		CHECK(sec[i] == 1.0);
 	}
+	/* Unjudged (the old first run, which bench/split compares): sizes
+	 * in units of the median file, which takes the default. */
+	o.flags = KPAR_ESTIMATE_UNJUDGED;
+	{
+		double usec[40];
+		enum kpar_est_source usrc[40];
+		size_t below = 0;
+
+		CHECK_OK(kpar_estimate(NULL, &o, ids, 40, usec, usrc));
+		for (i = 0; i < 40; i++) {
+			CHECK_INT(usrc[i], KPAR_EST_SIZE);
+			below += usec[i] < 1.0;
+		}
+		CHECK_INT(below, 20);
+	}
 	nb = kpar_split_auto(ids, sec, src, 40, 16, 2, bof);
 	CHECK(nb > 2 && nb <= 16);
 	/* bucket numbers follow the names */
