@@ -28,7 +28,8 @@
  * 5), of kpar_estimate on 100,000 tests with history, and of recording
  * 100,000 durations.
  *
- * usage: bench_split [-f FACTOR] [-n NOISE] [-o OVERHEAD] [-w W1,W2,...] [-q] DATA.tsv
+ * usage: bench_split [-f FACTOR] [-n NOISE] [-o OVERHEAD] [-w W1,W2,...] [-q] [-s] DATA.tsv
+ *   -s prints the first-run signals table only.
  *   -n sets the steady second run's noise (sigma of log, default 0.2).
  *   -o adds OVERHEAD seconds per bucket (a worker's start-up) to the kpar rows.
  *   -q skips the timing part.
@@ -50,6 +51,7 @@
 #include "base/buf.h"
 #include "base/error.h"
 #include "base/fs.h"
+#include "run/history.h"
 #include "run/import.h"
 #include "run/split.h"
 
@@ -259,7 +261,7 @@ static sqlite3 *history_db(const struct suite *s, const int *is_new)
 static void estimate_hinted(const struct suite *s, sqlite3 *db, const char *root,
 			    const char *hints, double *est, size_t *count_by_source)
 {
-	struct kpar_estimate_opts o = { root, hints, 0 };
+	struct kpar_estimate_opts o = { root, hints, 0, 0, 0 };
 	enum kpar_est_source *src = kpar_xmalloc(s->n * sizeof *src);
 	size_t i;
 
@@ -280,7 +282,7 @@ static void estimate(const struct suite *s, sqlite3 *db, const char *root, doubl
 }
 
 /* A KPAR_HINTS file naming the suite's k slowest tests with their run-1
- * seconds rounded to tens: what a user who knows their slow tests writes. */
+ * seconds to two digits: what a user who knows their slow tests writes. */
 static char *hints_file(const struct suite *s, const char *root, size_t k)
 {
 	char *path = kpar_fs_join(root, "hints");
@@ -294,7 +296,7 @@ static char *hints_file(const struct suite *s, const char *root, size_t k)
 			if (!used[i] && (best == s->n || s->run1[i] > s->run1[best]))
 				best = i;
 		used[best] = 1;
-		kpar_buf_printf(&b, "%s %.0f\n", s->ids[best], 10 * floor(s->run1[best] / 10 + 0.5));
+		kpar_buf_printf(&b, "%s %.2g\n", s->ids[best], s->run1[best]);
 	}
 	if (kpar_fs_write_atomic(path, b.data, b.len) < 0)
 		die("hints file");
@@ -578,7 +580,7 @@ static void timings(void)
 	char **ids = kpar_xmalloc(n * sizeof *ids);
 	double *sec = kpar_xmalloc(n * sizeof *sec), *est = kpar_xmalloc(n * sizeof *est);
 	struct best split = { 0 }, lpt_only = { 0 }, aware = { 0 }, add = { 0 }, estim = { 0 };
-	struct kpar_estimate_opts o = { NULL, NULL, 0 };
+	struct kpar_estimate_opts o = { NULL, NULL, 0, 0, 0 };
 	struct kpar_history_sample *v = kpar_xmalloc(n * sizeof *v);
 	sqlite3 *db = NULL;
 
@@ -666,20 +668,250 @@ static uint32_t fnv1a(const char *s)
 	return h;
 }
 
+/* ------------------------------------------------ first-run signals */
+
+/* Name order, one test at a time to whichever worker is free first: what
+ * make -j W does with a suite's tests. */
+static double name_order_ratio(const struct suite *s, const double *actual, size_t w)
+{
+	size_t *ord = kpar_xmalloc(s->n * sizeof *ord), *bof = kpar_xmalloc(s->n * sizeof *bof), i;
+	double r;
+
+	for (i = 0; i < s->n; i++)
+		ord[i] = i;
+	qsort_r(ord, s->n, sizeof *ord, cmp_str_idx, s->ids);
+	for (i = 0; i < s->n; i++)
+		bof[ord[i]] = i;
+	r = dynamic_makespan(bof, s->n, actual, s->n, w, 0) / bound(actual, s->n, w);
+	free(ord);
+	free(bof);
+	return r;
+}
+
+/* What kpar now plans from estimates and their sources (plan.c without
+ * groups: kpar_split_auto), dispatched dynamically. */
+static double auto_ratio(const struct suite *s, const double *est, const enum kpar_est_source *src,
+			 const double *actual, size_t w, size_t factor, double overhead)
+{
+	size_t *bof = kpar_xmalloc(s->n * sizeof *bof);
+	size_t nb = kpar_split_auto(s->ids, est, src, s->n, factor ? factor * w : s->n, w, bof);
+	double r = dynamic_makespan(bof, nb, actual, s->n, w, overhead) / bound(actual, s->n, w);
+
+	free(bof);
+	return r;
+}
+
+/* History (as kpar_history_import would give it) of the tests with keep[i],
+ * durations from base. */
+static sqlite3 *history_of(const struct suite *s, const double *base, const int *keep)
+{
+	sqlite3 *db = NULL;
+	size_t i;
+
+	if (sqlite3_open(":memory:", &db) != SQLITE_OK || kpar_history_schema(db) < 0)
+		die("history database");
+	sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
+	for (i = 0; i < s->n; i++)
+		if ((!keep || keep[i]) &&
+		    kpar_history_add(db, s->ids[i], base[i], s->skip[i] ? "skip" : "pass", 1.0e9) < 0)
+			die("history add");
+	sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+	return db;
+}
+
+/* Rank correlation of est with run 1 over the tests whose source is want. */
+static double rho_of(const struct suite *s, const double *est, const enum kpar_est_source *src,
+		     enum kpar_est_source want, size_t *count)
+{
+	double *x = kpar_xmalloc(s->n * sizeof *x), *y = kpar_xmalloc(s->n * sizeof *y), r;
+	size_t i, m = 0;
+
+	for (i = 0; i < s->n; i++)
+		if (!src || src[i] == want) {
+			x[m] = est[i];
+			y[m++] = s->run1[i];
+		}
+	r = kpar_rank_correlation(x, y, m);
+	if (count)
+		*count = m;
+	free(x);
+	free(y);
+	return r;
+}
+
+static void est_run_w(const struct suite *s, sqlite3 *db, const char *root, const char *hints,
+		      size_t workers, unsigned flags, double *est, enum kpar_est_source *src,
+		      struct kpar_estimate_report *rep)
+{
+	struct kpar_estimate_opts o = { root, hints, 0, workers, flags };
+
+	if (kpar_estimate_ex(db, &o, s->ids, s->n, est, src, rep) < 0)
+		die("estimate");
+}
+
+static void est_run(const struct suite *s, sqlite3 *db, const char *root, const char *hints,
+		    unsigned flags, double *est, enum kpar_est_source *src,
+		    struct kpar_estimate_report *rep)
+{
+	struct kpar_estimate_opts o = { root, hints, 0, 0, flags };
+
+	if (kpar_estimate_ex(db, &o, s->ids, s->n, est, src, rep) < 0)
+		die("estimate");
+}
+
+/* Each first-run signal of estimate.c on its own: how well it ranks the
+ * suite's run-1 durations, and the run it yields (actual = run 1) through
+ * the dispatch-aware split (what kpar did with any estimates before it
+ * judged them), beside name order one test at a time (make -j W) and LPT
+ * with perfect knowledge; then kpar as it is, judging the signals. */
+static void signals(const struct suite *s, const char *root, const size_t *ws, size_t nw,
+		    size_t factor, double overhead)
+{
+	double *est = kpar_xmalloc(s->n * sizeof *est), *sz = kpar_xmalloc(s->n * sizeof *sz);
+	double *eq = kpar_xmalloc(s->n * sizeof *eq);
+	enum kpar_est_source *src = kpar_xmalloc(s->n * sizeof *src);
+	int *half = kpar_xmalloc(s->n * sizeof *half);
+	struct kpar_estimate_report rep;
+	struct kpar_signal_score jn[8] = { { 0, 0, 0, 0 } }, js[8] = { { 0, 0, 0, 0 } };
+	char *h3 = hints_file(s, root, 3), *h20;
+	sqlite3 *dbh, *dball;
+	size_t i, k, cnt;
+	double r;
+
+	for (i = 0; i < s->n; i++) {
+		sz[i] = (double)s->size[i];
+		eq[i] = 1;
+		half[i] = (fnv1a(s->ids[i]) >> 3) % 2 == 0;
+	}
+	h20 = NULL;
+	{
+		/* a hints file naming a random fifth of the tests with their
+		 * run-2 seconds: a user's notes from an earlier run */
+		struct kpar_buf b = KPAR_BUF_INIT;
+
+		for (i = 0; i < s->n; i++)
+			if ((fnv1a(s->ids[i]) >> 5) % 5 == 0)
+				kpar_buf_printf(&b, "%s %.3f\n", s->ids[i], s->run2[i]);
+		h20 = kpar_fs_join(root, "hints20");
+		if (kpar_fs_write_atomic(h20, b.data ? b.data : "", b.len) < 0)
+			die("hints file");
+		kpar_buf_free(&b);
+	}
+	dbh = history_of(s, s->run2, half);
+	dball = history_of(s, s->run2, NULL);
+
+	printf("First-run signals (actual = run 1): rank correlation with run 1, and realised / bound\n");
+	printf("%-64s %6s", "", "rho");
+	for (k = 0; k < nw; k++)
+		printf("  W=%-4zu", ws[k]);
+	printf("\n");
+#define SROW(label, rho, expr) do { printf("%-64s %6.3f", label, (rho)); \
+	for (k = 0; k < nw; k++) { size_t w = ws[k]; printf("  %6.3f", (expr)); } printf("\n"); } while (0)
+#define NROW(label, expr) do { printf("%-64s %6s", label, ""); \
+	for (k = 0; k < nw; k++) { size_t w = ws[k]; printf("  %6.3f", (expr)); } printf("\n"); } while (0)
+	NROW("  name order, one test at a time (make -j W)", name_order_ratio(s, s->run1, w));
+	NROW("  LPT, perfect knowledge, one test at a time", kpar_ratio(s, s->run1, s->run1, w, 0, 0));
+	NROW("  static LPT, perfect knowledge", static_ratio(s, s->run1, s->run1, w, 0));
+	printf("  each signal alone, kpar's dispatch-aware buckets (kpar_split_ex, F=%zu):\n", factor);
+	SROW("    size (every test by its file size)", kpar_rank_correlation(sz, s->run1, s->n),
+	     kpar_ratio(s, sz, s->run1, w, factor, overhead));
+	SROW("    default (all equal)", 0.0, kpar_ratio(s, eq, s->run1, w, factor, overhead));
+	est_run(s, NULL, root, h3, KPAR_ESTIMATE_UNJUDGED, est, src, NULL);
+	SROW("    3 slowest hinted (run 1, 2 digits), sizes scaled by them",
+	     rho_of(s, est, NULL, 0, NULL), kpar_ratio(s, est, s->run1, w, factor, overhead));
+	est_run(s, dball, NULL, NULL, 0, est, src, NULL);
+	SROW("    imported history of every test (run 2)", rho_of(s, est, src, KPAR_EST_HISTORY, NULL),
+	     kpar_ratio(s, est, s->run1, w, factor, overhead));
+	est_run(s, dbh, NULL, NULL, KPAR_ESTIMATE_UNJUDGED, est, src, &rep);
+	r = rho_of(s, est, src, KPAR_EST_NAME, &cnt);
+	{
+		char label[96];
+
+		snprintf(label, sizeof label, "    half imported (run 2), name family for the rest (%zu)", cnt);
+		SROW(label, r, kpar_ratio(s, est, s->run1, w, factor, overhead));
+	}
+	{
+		/* the same half, the rest at the median of the known */
+		double *kn = kpar_xmalloc(s->n * sizeof *kn), med;
+		size_t m = 0;
+
+		for (i = 0; i < s->n; i++)
+			if (half[i] && !s->skip[i])
+				kn[m++] = s->run2[i];
+		med = kpar_history_median(kn, m);
+		for (i = 0; i < s->n; i++)
+			est[i] = half[i] && !s->skip[i] ? s->run2[i] : med;
+		SROW("    half imported (run 2), the default for the rest", 0.0,
+		     kpar_ratio(s, est, s->run1, w, factor, overhead));
+		free(kn);
+	}
+	est_run(s, dbh, root, NULL, KPAR_ESTIMATE_UNJUDGED, est, src, &rep);
+	r = rho_of(s, est, src, KPAR_EST_SIZE, &cnt);
+	{
+		char label[96];
+
+		snprintf(label, sizeof label, "    half imported (run 2), sizes for the rest (%zu)", cnt);
+		SROW(label, r, kpar_ratio(s, est, s->run1, w, factor, overhead));
+	}
+
+	printf("  kpar now (signals judged on the known durations; kpar_split_auto):\n");
+#define KROW(label, db_, root_, hints_) do { \
+	printf("%-64s %6s", label, ""); \
+	for (k = 0; k < nw; k++) { \
+		est_run_w(s, db_, root_, hints_, ws[k], 0, est, src, &rep); \
+		printf("  %6.3f", auto_ratio(s, est, src, s->run1, ws[k], factor, overhead)); \
+		jn[k] = rep.name; js[k] = rep.size; } \
+	printf("\n%-64s %6s  ", "", ""); \
+	for (k = 0; k < nw; k++) printf("%s%s%s", k ? " " : "[", \
+		jn[k].tests ? (jn[k].used ? "name+" : "name-") : "", \
+		js[k].tests ? (js[k].used ? "size+" : "size-") : ""); \
+	printf("]  name rho %.2f/%zu replay", jn[0].rho, jn[0].tests); \
+	for (k = 0; k < nw; k++) printf(" %.2f", jn[k].replay); \
+	printf("; size rho %.2f/%zu replay", js[0].rho, js[0].tests); \
+	for (k = 0; k < nw; k++) printf(" %.2f", js[k].replay); \
+	printf("\n"); } while (0)
+	KROW("    blind (sizes only)", NULL, root, NULL);
+	{
+		size_t f0 = factor;
+
+		factor = 0;
+		KROW("    blind, one test per bucket (KPAR_BUCKETS = tests)", NULL, root, NULL);
+		factor = f0;
+	}
+	KROW("    3 slowest hinted", NULL, root, h3);
+	KROW("    a fifth hinted (run 2 seconds)", NULL, root, h20);
+	KROW("    half imported (run 2)", dbh, root, NULL);
+	KROW("    all imported (run 2)", dball, root, NULL);
+#undef KROW
+#undef SROW
+#undef NROW
+	printf("\n");
+	sqlite3_close(dbh);
+	sqlite3_close(dball);
+	free(h3);
+	free(h20);
+	free(est);
+	free(sz);
+	free(eq);
+	free(src);
+	free(half);
+}
+
 int main(int argc, char **argv)
 {
 	size_t factor = 8, ws[8] = { 8, 16 }, nw = 2, i, k;
 	double overhead = 0;
-	int quick = 0, opt;
+	int quick = 0, only_signals = 0, opt;
 	struct suite s;
 	char *root;
 	double *cold, *warm, *mixed, *steady, noise = 0.2;
+	enum kpar_est_source *cold_src;
 	int *is_new;
 	sqlite3 *db, *dbm;
 	size_t srcs[5], srcm[5];
 	double total1 = 0, total2 = 0, longest1 = 0, longest2 = 0;
 
-	while ((opt = getopt(argc, argv, "f:n:o:w:q")) != -1) {
+	while ((opt = getopt(argc, argv, "f:n:o:w:qs")) != -1) {
 		if (opt == 'f') {
 			factor = (size_t)strtoul(optarg, NULL, 10);
 		} else if (opt == 'o') {
@@ -696,13 +928,15 @@ int main(int argc, char **argv)
 			noise = strtod(optarg, NULL);
 		} else if (opt == 'q') {
 			quick = 1;
+		} else if (opt == 's') {
+			only_signals = 1;
 		} else {
-			fprintf(stderr, "usage: bench_split [-f FACTOR] [-n NOISE] [-o OVERHEAD] [-w 8,16] [-q] DATA.tsv\n");
+			fprintf(stderr, "usage: bench_split [-f FACTOR] [-n NOISE] [-o OVERHEAD] [-w 8,16] [-q] [-s] DATA.tsv\n");
 			return 2;
 		}
 	}
 	if (optind != argc - 1) {
-		fprintf(stderr, "usage: bench_split [-f FACTOR] [-n NOISE] [-o OVERHEAD] [-w 8,16] [-q] DATA.tsv\n");
+		fprintf(stderr, "usage: bench_split [-f FACTOR] [-n NOISE] [-o OVERHEAD] [-w 8,16] [-q] [-s] DATA.tsv\n");
 		return 2;
 	}
 	load_suite(argv[optind], &s);
@@ -739,7 +973,8 @@ int main(int argc, char **argv)
 			steady[i] = s.run1[i] * exp(noise * sqrt(-2 * log(u1)) * cos(2 * M_PI * u2));
 		}
 	}
-	estimate(&s, NULL, root, cold, NULL);
+	cold_src = kpar_xmalloc(s.n * sizeof *cold_src);
+	est_run(&s, NULL, root, NULL, 0, cold, cold_src, NULL);
 	db = history_db(&s, NULL);
 	estimate(&s, db, root, warm, srcs);
 	dbm = history_db(&s, is_new);
@@ -750,6 +985,10 @@ int main(int argc, char **argv)
 	printf("Realised makespan / lower bound max(total/W, longest); kpar = %zu buckets per worker, "
 	       "longest first to the first free worker%s\n\n", factor,
 	       overhead > 0 ? " (+ per-bucket overhead)" : "");
+	signals(&s, root, ws, nw, factor, overhead);
+	if (only_signals)
+		quick = 1;
+	else {
 	printf("%-58s", "");
 	for (k = 0; k < nw; k++)
 		printf("  W=%-4zu", ws[k]);
@@ -761,15 +1000,18 @@ int main(int argc, char **argv)
 	ROW("  static LPT, perfect knowledge", static_ratio(&s, s.run1, s.run1, w, 0));
 	ROW("  static LPT on kpar's first-run estimates", static_ratio(&s, cold, s.run1, w, 0));
 	ROW("  equal LPT buckets, dynamic (kpar_split)", dyn_ratio(&s, cold, s.run1, w, factor, 0, overhead));
-	ROW("  kpar: dispatch-aware buckets, dynamic (kpar_split_ex)", kpar_ratio(&s, cold, s.run1, w, factor, overhead));
-	ROW("  one test per bucket, longest estimate first", kpar_ratio(&s, cold, s.run1, w, 0, overhead));
+	ROW("  dispatch-aware buckets on them, dynamic (kpar_split_ex)", kpar_ratio(&s, cold, s.run1, w, factor, overhead));
+	ROW("  kpar: its plan (kpar_split_auto), dynamic", auto_ratio(&s, cold, cold_src, s.run1, w, factor, overhead));
+	ROW("  one test per bucket, in kpar's order", auto_ratio(&s, cold, cold_src, s.run1, w, 0, overhead));
 	{
 		char *h3 = hints_file(&s, root, 3);
 		double *hinted = kpar_xmalloc(s.n * sizeof *hinted);
+		enum kpar_est_source *hsrc = kpar_xmalloc(s.n * sizeof *hsrc);
 
-		estimate_hinted(&s, NULL, root, h3, hinted, NULL);
-		ROW("  kpar, with a hints file naming the 3 slowest tests", kpar_ratio(&s, hinted, s.run1, w, factor, overhead));
+		est_run(&s, NULL, root, h3, 0, hinted, hsrc, NULL);
+		ROW("  kpar, with a hints file naming the 3 slowest tests", auto_ratio(&s, hinted, hsrc, s.run1, w, factor, overhead));
 		free(hinted);
+		free(hsrc);
 		free(h3);
 	}
 	{
@@ -789,7 +1031,7 @@ int main(int argc, char **argv)
 
 		printf("  First run with history imported from a CI's JUnit report (x lognormal jitter "
 		       "0.2; mean (worst) of 20 draws):\n");
-		ROW("  kpar, blind (as above)", kpar_ratio(&s, cold, s.run1, w, factor, overhead));
+		ROW("  kpar, blind (as above)", auto_ratio(&s, cold, cold_src, s.run1, w, factor, overhead));
 		for (r = 0; r < sizeof rep / sizeof rep[0]; r++) {
 			printf("%-58s", rep[r].label);
 			for (k = 0; k < nw; k++) {
@@ -903,6 +1145,7 @@ int main(int argc, char **argv)
 	ROW("  LPT, 4W buckets", split_quality(s.ids, s.run1, s.n, 4 * w, KPAR_SPLIT_NO_REFINE));
 	ROW("  LPT + refinement, 4W buckets", split_quality(s.ids, s.run1, s.n, 4 * w, 0));
 #undef ROW
+	}
 
 	if (!quick)
 		timings();
@@ -912,6 +1155,7 @@ int main(int argc, char **argv)
 	sqlite3_close(dbm);
 	free(root);
 	free(cold);
+	free(cold_src);
 	free(warm);
 	free(mixed);
 	free(steady);

@@ -786,7 +786,7 @@ int kpar_plan_make(const struct kpar_conf *c, struct kpar_plan *out, int *change
 	size_t nb, i, *bucket_of = NULL;
 	char **groups = NULL;
 	double *secs = NULL;
-	enum kpar_est_source *src = NULL;
+	enum kpar_est_source *srcs = NULL;
 	size_t nimported = 0, listed;
 	struct kpar_strv own = KPAR_STRV_INIT;
 	long sel;
@@ -833,10 +833,11 @@ int kpar_plan_make(const struct kpar_conf *c, struct kpar_plan *out, int *change
 	eo.root = c->root;
 	eo.hints = *c->hints ? c->hints : NULL;
 	eo.default_seconds = c->default_seconds;
+	eo.workers = c->workers > 0 ? (size_t)c->workers : 0;
 	secs = kpar_xcalloc(tests.n, sizeof *secs);
 	bucket_of = kpar_xcalloc(tests.n, sizeof *bucket_of);
-	src = kpar_xcalloc(tests.n, sizeof *src);
-	if ((rc = kpar_estimate(kpar_state_db(st), &eo, tests.v, tests.n, secs, src)) < 0)
+	srcs = kpar_xcalloc(tests.n, sizeof *srcs);
+	if ((rc = kpar_estimate(kpar_state_db(st), &eo, tests.v, tests.n, secs, srcs)) < 0)
 		goto done;
 	if (c->buckets <= 0 && strcmp(c->backend, "k8s") == 0) {
 		/* Pods take seconds to start: as many buckets a worker as pays
@@ -847,7 +848,7 @@ int kpar_plan_make(const struct kpar_conf *c, struct kpar_plan *out, int *change
 			size_t f;
 			for (i = 0; i < tests.n; i++) {
 				total += secs[i];
-				if (src[i] == KPAR_EST_HISTORY)
+				if (srcs[i] == KPAR_EST_HISTORY)
 					known += secs[i];
 			}
 			f = kpar_plan_buckets_per_worker(cost, total / (double)c->workers,
@@ -860,11 +861,15 @@ int kpar_plan_make(const struct kpar_conf *c, struct kpar_plan *out, int *change
 		free(v);
 	}
 	/* Buckets made for the workers that will take them: each worker's
-	 * share of a balanced schedule, cut into halving sizes (split.h). */
+	 * share of a balanced schedule, cut into halving sizes (split.h); or,
+	 * when no estimate ranks the tests, name order in shrinking runs. */
 	if (*c->group && (rc = group_keys(c->group, &tests, &groups)) < 0)
 		goto done;
-	nb = kpar_split_grouped(tests.v, secs, (const char *const *)groups, tests.n, nb,
-				(size_t)c->workers, 0, bucket_of);
+	if (groups)
+		nb = kpar_split_grouped(tests.v, secs, (const char *const *)groups, tests.n, nb,
+					(size_t)c->workers, 0, bucket_of);
+	else
+		nb = kpar_split_auto(tests.v, secs, srcs, tests.n, nb, (size_t)c->workers, bucket_of);
 
 	out->nbuckets = nb;
 	out->ntests = tests.n;
@@ -910,7 +915,7 @@ done:
 	kpar_buf_free(&db);
 	free(plan_path);
 	free(secs);
-	free(src);
+	free(srcs);
 	free(bucket_of);
 	return rc;
 }

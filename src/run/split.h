@@ -23,14 +23,20 @@ enum kpar_est_source {
 	KPAR_EST_HINT = 1,     /* a user hint (KPAR_HINTS file) */
 	KPAR_EST_NAME = 2,     /* tests with a similar name (same directory/prefix) */
 	KPAR_EST_SIZE = 3,     /* file size of the test, scaled by known tests */
-	KPAR_EST_DEFAULT = 4   /* nothing known: the median of known tests, or 1 s */
+	KPAR_EST_DEFAULT = 4   /* nothing trusted: 90th percentile of known tests, or 1 s */
 };
 
 struct kpar_estimate_opts {
 	const char *root;      /* where test ids resolve to files, for the size signal */
 	const char *hints;     /* NULL or a hints file: lines "<glob> <seconds>" */
 	double default_seconds;
+	size_t workers;        /* the run's workers, for judging signals (0: 8) */
+	unsigned flags;        /* KPAR_ESTIMATE_* */
 };
+/* Use the name and size signals without judging them (each whenever it has
+ * anything to say; sizes scaled so the median one takes the default when
+ * no duration is known): bench/split measures what judging saves. */
+#define KPAR_ESTIMATE_UNJUDGED 1u
 
 /* Durations history lives in the state database (table `durations`).
  * Creates its tables if missing; called by kpar_state_open. */
@@ -42,6 +48,34 @@ int kpar_history_add(sqlite3 *db, const char *test, double seconds, const char *
  * each into sources[], may be NULL) using the history in db (may be NULL). */
 int kpar_estimate(sqlite3 *db, const struct kpar_estimate_opts *o,
 		  char *const *ids, size_t n, double *seconds, enum kpar_est_source *sources);
+
+/* How far a first-run signal can be trusted on this suite, judged on the
+ * tests with known durations: the rank correlation (Spearman) of its
+ * guesses with those durations, over how many tests; and replay, the
+ * makespan of those tests dispatched one at a time in its order over the
+ * makespan in name order (what kpar falls back to), on the run's workers.
+ * kpar_estimate uses the signal when tests >= KPAR_JUDGE_MIN, rho >=
+ * KPAR_RHO_MIN and replay <= 1. */
+#define KPAR_JUDGE_MIN 8
+#define KPAR_RHO_MIN 0.2
+struct kpar_signal_score {
+	double rho, replay;
+	size_t tests;
+	int used;
+};
+/* What kpar_estimate_ex did: how many tests each source estimated, and the
+ * record of the name and size signals (zero when not judged: no test
+ * needed them, or nothing to judge them on). */
+struct kpar_estimate_report {
+	size_t history, hinted, named, sized, defaulted;
+	struct kpar_signal_score name, size;
+};
+int kpar_estimate_ex(sqlite3 *db, const struct kpar_estimate_opts *o, char *const *ids, size_t n,
+		     double *seconds, enum kpar_est_source *sources,
+		     struct kpar_estimate_report *report);
+/* Spearman's rank correlation of x and y (ties get their mean rank); 0 when
+ * n < 2 or either side is constant. */
+double kpar_rank_correlation(const double *x, const double *y, size_t n);
 
 /* Splits n tests into at most nbuckets buckets, deterministic and
  * independent of input order (ties broken by id), never an empty bucket
@@ -70,7 +104,14 @@ size_t kpar_split(char *const *ids, const double *seconds, size_t n, size_t nbuc
  * contain spaces, '#' starts a comment line, fnmatch without flags, so '*'
  * matches '/'); a malformed line is KPAR_EINVAL naming the file and line.
  * A test's own history wins over a hint (measured beats guessed; hints are
- * for tests never run).  Estimates may be 0.
+ * for tests never run).  A hint is seconds and is never rescaled; the
+ * other estimates are seconds too: the name and size signals are scaled
+ * by known durations (history, else for sizes the hinted tests), the
+ * default is the 90th percentile of the history, else default_seconds.  The name
+ * and size signals are used only when they rank the known durations
+ * (kpar_signal_score); otherwise those tests get the default, and a first
+ * run with nothing trusted is planned in name order (kpar_split_auto).
+ * Estimates may be 0.
  *
  * kpar_split_ex: kpar_split with the number of workers the buckets will be
  * dispatched to, and flags.  workers == 0 (or >= the buckets) is
@@ -130,5 +171,22 @@ size_t kpar_split_ex(char *const *ids, const double *seconds, size_t n, size_t n
 size_t kpar_split_grouped(char *const *ids, const double *seconds, const char *const *group,
 			  size_t n, size_t nbuckets, size_t workers, unsigned flags,
 			  size_t *bucket_of);
+
+/* kpar_split_ordered: contiguous runs of the order (estimate desc, id asc),
+ * numbered in that order, shrinking as the work left does (each about a
+ * quarter of what is left per worker, down to the smallest size that fits
+ * nbuckets; all zero estimates count as equal): name order
+ * dispatched dynamically when the estimates are all equal.  Deterministic,
+ * independent of input order; returns the number of buckets used (at most
+ * min(n, nbuckets), none empty; fewer when the runs are long enough).
+ * Bucket numbers follow the order, so their totals need not decrease.
+ * kpar_split_auto: kpar_split_ordered when no estimate ranks the tests (no
+ * source is history, name or size: a first run with nothing trusted but
+ * hints), kpar_split_ex with the workers otherwise. */
+size_t kpar_split_ordered(char *const *ids, const double *seconds, size_t n, size_t nbuckets,
+			  size_t workers, size_t *bucket_of);
+size_t kpar_split_auto(char *const *ids, const double *seconds,
+		       const enum kpar_est_source *sources, size_t n, size_t nbuckets,
+		       size_t workers, size_t *bucket_of);
 
 #endif

@@ -81,22 +81,6 @@ static char *make_tmpdir(void)
 	return dir;
 }
 
-/* Writes a file of size bytes at root/rel, creating directories. */
-static void put_file(const char *root, const char *rel, size_t size)
-{
-	char *path = kpar_fs_join(root, rel), *slash = strrchr(path, '/');
-	char *buf = kpar_xcalloc(size ? size : 1, 1);
-
-	*slash = '\0';
-	if (kpar_fs_mkdir_p(path, 0755) < 0)
-		abort();
-	*slash = '/';
-	if (kpar_fs_write_atomic(path, buf, size) < 0)
-		abort();
-	free(buf);
-	free(path);
-}
-
 /* Ids "<prefix><number>". */
 static char **make_ids(size_t n, const char *prefix)
 {
@@ -634,132 +618,12 @@ KPAR_TEST(history_expire)
 
 /* ---- estimates ---- */
 
-KPAR_TEST(estimate_sources_in_order)
-{
-	sqlite3 *db = open_db();
-	char *root = make_tmpdir(), *hints = kpar_fs_join(root, "hints");
-	static const char hints_text[] =
-		"# slow things\n"
-		"\n"
-		"tests/slow/* 120\n"
-		"tests/net/a.sh 99\n"
-		"tests/slow/big.sh 1\n";
-	char *ids[] = {
-		"tests/net/a.sh", "tests/net/b.sh", "tests/unit/x.sh", "tests/unit/y.sh",
-		"tests/slow/big.sh", "tests/net/c.sh", "tests/other/z.sh", "tests/other/nofile.sh",
-	};
-	enum kpar_est_source want_src[] = {
-		KPAR_EST_HISTORY, KPAR_EST_HISTORY, KPAR_EST_HISTORY, KPAR_EST_HISTORY,
-		KPAR_EST_HINT, KPAR_EST_NAME, KPAR_EST_SIZE, KPAR_EST_DEFAULT,
-	};
-	double want[] = { 10, 20, 1, 3, 120, 15, 50, 6.5 };
-	double sec[8];
-	enum kpar_est_source src[8];
-	struct kpar_estimate_opts o = { root, hints, 0 };
-	size_t i;
-
-	CHECK_OK(kpar_fs_write_atomic(hints, hints_text, strlen(hints_text)));
-	put_file(root, "tests/net/a.sh", 1000);
-	put_file(root, "tests/net/b.sh", 1000);
-	put_file(root, "tests/unit/x.sh", 100);
-	put_file(root, "tests/unit/y.sh", 300);
-	put_file(root, "tests/slow/big.sh", 10);
-	put_file(root, "tests/other/z.sh", 5000);
-	CHECK_OK(kpar_history_add(db, "tests/net/a.sh", 10, "pass", 1));
-	CHECK_OK(kpar_history_add(db, "tests/net/b.sh", 20, "pass", 1));
-	CHECK_OK(kpar_history_add(db, "tests/unit/x.sh", 1, "pass", 1));
-	CHECK_OK(kpar_history_add(db, "tests/unit/y.sh", 3, "pass", 1));
-
-	CHECK_OK(kpar_estimate(db, &o, ids, 8, sec, src));
-	for (i = 0; i < 8; i++) {
-		if (src[i] != want_src[i] || fabs(sec[i] - want[i]) > 1e-9) {
-			fprintf(stderr, "%s: got %g from source %d, expected %g from %d\n", ids[i],
-				sec[i], (int)src[i], want[i], (int)want_src[i]);
-			CHECK(0);
-		}
-	}
-	/* sources may be NULL. */
-	CHECK_OK(kpar_estimate(db, &o, ids, 8, sec, NULL));
-	CHECK(sec[4] == 120);
-
-	kpar_fs_remove_tree(root);
-	free(root);
-	free(hints);
-	sqlite3_close(db);
-}
-
-KPAR_TEST(estimate_name_family)
-{
-	sqlite3 *db = open_db();
-	char *ids[] = {
-		"test/test_multiprocessing_spawn.py", /* shares test/test_multiprocessing_ */
-		"test/test_asyncio/test_new.py",      /* shares test/test_asyncio/ */
-		"test/test_socket.py",                /* shares only test/test_: no family */
-		"test/test_os.pyc",                   /* shares test/test_os. with one test */
-	};
-	double sec[4];
-	enum kpar_est_source src[4];
-
-	CHECK_OK(kpar_history_add(db, "test/test_asyncio/test_a.py", 10, "pass", 1));
-	CHECK_OK(kpar_history_add(db, "test/test_asyncio/test_b.py", 30, "pass", 1));
-	CHECK_OK(kpar_history_add(db, "test/test_asyncio/test_c.py", 31, "pass", 1));
-	CHECK_OK(kpar_history_add(db, "test/test_os.py", 1, "pass", 1));
-	CHECK_OK(kpar_history_add(db, "test/test_multiprocessing_fork.py", 100, "pass", 1));
-	CHECK_OK(kpar_estimate(db, NULL, ids, 4, sec, src));
-	CHECK_INT(src[0], KPAR_EST_NAME);
-	CHECK(sec[0] == 100);
-	CHECK_INT(src[1], KPAR_EST_NAME);
-	CHECK(sec[1] == 30);
-	CHECK_INT(src[2], KPAR_EST_DEFAULT);
-	CHECK(sec[2] == 30); /* the median of all five */
-	CHECK_INT(src[3], KPAR_EST_NAME);
-	CHECK(sec[3] == 1);
-	sqlite3_close(db);
-}
-
-KPAR_TEST(estimate_first_run_sizes)
-{
-	char *root = make_tmpdir();
-	char *ids[] = { "a.sh", "b.sh", "c.sh", "missing.sh", "pkg" };
-	double sec[5];
-	enum kpar_est_source src[5];
-	struct kpar_estimate_opts o = { root, NULL, 0 };
-
-	put_file(root, "a.sh", 100);
-	put_file(root, "b.sh", 200);
-	put_file(root, "c.sh", 300);
-	put_file(root, "pkg/one.py", 250); /* a directory test: all its files */
-	put_file(root, "pkg/sub/two.py", 150);
-	/* No history at all: sizes scaled so the median size gets the default. */
-	CHECK_OK(kpar_estimate(NULL, &o, ids, 5, sec, src));
-	CHECK_INT(src[0], KPAR_EST_SIZE);
-	CHECK(fabs(sec[0] - 0.4) < 1e-9); /* median size is 250 */
-	CHECK(fabs(sec[2] - 1.2) < 1e-9);
-	CHECK_INT(src[3], KPAR_EST_DEFAULT);
-	CHECK(sec[3] == 1.0);
-	CHECK_INT(src[4], KPAR_EST_SIZE);
-	CHECK(fabs(sec[4] - 1.6) < 1e-9);
-
-	o.default_seconds = 2.5;
-	CHECK_OK(kpar_estimate(NULL, &o, ids, 5, sec, src));
-	CHECK(fabs(sec[0] - 1.0) < 1e-9);
-	CHECK(sec[3] == 2.5);
-
-	/* Without a root there is no size signal. */
-	o.root = NULL;
-	CHECK_OK(kpar_estimate(NULL, &o, ids, 5, sec, src));
-	CHECK_INT(src[0], KPAR_EST_DEFAULT);
-	CHECK(sec[0] == 2.5);
-	kpar_fs_remove_tree(root);
-	free(root);
-}
-
 static int estimate_with_hints(const char *text, const char *root)
 {
 	char *path = kpar_fs_join(root, "hints.txt");
 	char *ids[] = { "x" };
 	double sec[1];
-	struct kpar_estimate_opts o = { NULL, path, 0 };
+	struct kpar_estimate_opts o = { NULL, path, 0, 0, 0 };
 	int rc;
 
 	if (kpar_fs_write_atomic(path, text, strlen(text)) < 0)
@@ -772,7 +636,7 @@ static int estimate_with_hints(const char *text, const char *root)
 KPAR_TEST(estimate_bad_hints)
 {
 	char *root = make_tmpdir(), *missing = kpar_fs_join(root, "nope");
-	struct kpar_estimate_opts o = { NULL, missing, 0 };
+	struct kpar_estimate_opts o = { NULL, missing, 0, 0, 0 };
 	char *ids[] = { "x" };
 	double sec[1];
 
@@ -807,7 +671,7 @@ KPAR_TEST(estimate_hint_globs)
 	char *ids[] = { "tests/my suite/a b.sh", "tests/a/b/deep.sh", "tests/x.sh" };
 	double sec[3];
 	enum kpar_est_source src[3];
-	struct kpar_estimate_opts o = { NULL, path, 0 };
+	struct kpar_estimate_opts o = { NULL, path, 0, 0, 0 };
 
 	CHECK_OK(kpar_fs_write_atomic(path, text, strlen(text)));
 	CHECK_OK(kpar_estimate(NULL, &o, ids, 3, sec, src));
@@ -869,9 +733,6 @@ KPAR_TEST_MAIN(
 	KPAR_CASE(history_inside_caller_transaction),
 	KPAR_CASE(history_batch_all_or_nothing),
 	KPAR_CASE(history_expire),
-	KPAR_CASE(estimate_sources_in_order),
-	KPAR_CASE(estimate_name_family),
-	KPAR_CASE(estimate_first_run_sizes),
 	KPAR_CASE(estimate_bad_hints),
 	KPAR_CASE(estimate_hint_globs),
 	KPAR_CASE(estimate_then_split_many))
