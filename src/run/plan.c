@@ -647,7 +647,7 @@ static long select_tests(const struct kpar_conf *c, struct kpar_state *st, const
 		for (j = 0; !ok && j < words.n; j++)
 			ok = fnmatch(words.v[j], id, 0) == 0;
 		if (ok && c->recheck)
-			ok = bsearch(&key, failed.v, failed.n, sizeof *failed.v, cmp_str) != NULL;
+			ok = failed.n > 0 && bsearch(&key, failed.v, failed.n, sizeof *failed.v, cmp_str) != NULL;
 		if (ok && reuse[i])
 			ok = 0;
 		if (ok) {

@@ -796,7 +796,7 @@ int kpar_state_reusable(struct kpar_state *st, const char *inputs_digest, const 
 		const char *id = (const char *)sqlite3_column_text(s, 0);
 		const char *in = (const char *)sqlite3_column_text(s, 1);
 		const char *dig = (const char *)sqlite3_column_text(s, 2);
-		char *const *hit = bsearch(&id, ids->v, ids->n, sizeof *ids->v, cmp_id);
+		char *const *hit = ids->n ? bsearch(&id, ids->v, ids->n, sizeof *ids->v, cmp_id) : NULL;
 		size_t k;
 
 		if (!hit || !in || strcmp(in, inputs_digest) != 0)
@@ -855,7 +855,7 @@ int kpar_state_reused(struct kpar_state *st, long long run, const struct kpar_st
 		int status = kpar_status_parse((const char *)sqlite3_column_text(s, 1));
 		struct kpar_test_result *tr;
 
-		if (!bsearch(&id, ids->v, ids->n, sizeof *ids->v, cmp_id))
+		if (!ids->n || !bsearch(&id, ids->v, ids->n, sizeof *ids->v, cmp_id))
 			continue;  /* no longer listed */
 		if (from != last_from) {
 			res = kpar_xrealloc(res, (nres + 1) * sizeof *res);
