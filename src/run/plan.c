@@ -677,22 +677,21 @@ done:
 	return rc;
 }
 
-/* The plan key of the tests (tdig: their list's digest): what the results
- * depend on and every setting the split reads (a plan kept across a
- * changed one is not the plan the settings ask for).  A finished run is
+/* The plan key of the tests (tdig: their list's digest; inputs: the run
+ * inputs, kpar_plan_inputs_digest): what the results depend on and every
+ * setting the split reads (a plan kept across a changed one is not the
+ * plan the settings ask for).  A finished run is
  * still kept when a changed setting yields the same split: runs are
  * matched by the plan digest, which names the buckets only.  db (may be
  * NULL) caches file digests.  do_import and *nimp: see history_key. */
 static int plan_key(const struct kpar_conf *c, sqlite3 *db, const struct kpar_strv *tests,
 		    const struct kpar_strv *own, int do_import, size_t *nimp, const char tdig[KPAR_DIGEST_STR],
-		    char inputs[KPAR_DIGEST_STR], char key[KPAR_DIGEST_STR])
+		    const char inputs[KPAR_DIGEST_STR], char key[KPAR_DIGEST_STR])
 {
 	struct kpar_buf kb = KPAR_BUF_INIT;
 	size_t nb;
-	int rc;
+	int rc = 0;
 
-	if ((rc = kpar_plan_inputs_digest(c, db, inputs)) < 0)
-		goto done;
 	/* how many buckets the split makes is part of the key */
 	nb = c->buckets > 0 ? (size_t)c->buckets : kpar_plan_default_buckets(c, tests->n);
 	if (nb > tests->n)
