@@ -63,6 +63,7 @@ struct sched {
 	size_t qhead, qlen, qcap;
 	char *self;
 	char *rundir_results, *rundir_logs, *rundir_work;
+	char *rundir_output;   /* each test's whole output (worker --logs) */
 };
 
 /* The worker program: kpar-worker beside this executable when it is there
@@ -131,7 +132,8 @@ static int spawn(struct sched *s, struct slot *sl, long slot_no)
 		sigset_t none;
 		int fd;
 		char *argv[] = { "kpar", "worker", "--serve", "--plan", s->p->digest,
-				 "--root", s->c->root, "--workdir", work, "--name", name, NULL };
+				 "--root", s->c->root, "--workdir", work, "--name", name,
+				 "--logs", s->rundir_output, NULL };
 
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		if (getppid() == 1)
@@ -431,6 +433,7 @@ static int local_run(struct kpar_dispatch *d)
 	s.rundir_results = kpar_conf_path(c, "results");
 	s.rundir_logs = kpar_conf_path(c, "logs");
 	s.rundir_work = kpar_conf_path(c, "work");
+	s.rundir_output = kpar_conf_path(c, "output");
 	s.nslots = c->workers;
 	s.slots = kpar_xcalloc((size_t)s.nslots, sizeof *s.slots);
 	for (k = 0; k < s.nslots; k++)
@@ -591,6 +594,7 @@ out:
 	free(s.rundir_results);
 	free(s.rundir_logs);
 	free(s.rundir_work);
+	free(s.rundir_output);
 	return rc;
 }
 

@@ -100,6 +100,7 @@ void kpar_bucket_result_free(struct kpar_bucket_result *r)
 		free(r->tests[i].id);
 		free(r->tests[i].output);
 		free(r->tests[i].note);
+		free(r->tests[i].full_log);
 		kpar_subtests_free(r->tests[i].subtests, r->tests[i].nsubtests);
 	}
 	free(r->tests);
@@ -396,6 +397,8 @@ static char *build_json(const struct kpar_bucket_result *r, const char *const *o
 			add_bytes(t, "output", outputs[i], lens[i]);
 		if (tr->note)
 			add_bytes(t, "note", tr->note, strlen(tr->note));
+		if (tr->full_log)
+			cJSON_AddStringToObject(t, "full_log", tr->full_log);
 		if (tr->nsubtests)
 			cJSON_AddItemToObject(t, "subtests", subtests_to_json(tr));
 	}
@@ -692,6 +695,21 @@ static int get_text(const cJSON *obj, const char *key, char **out)
 	return 0;
 }
 
+/* A "sha256:<64 lowercase hex>" or NULL. */
+static int check_digest(const char *d, const char *key)
+{
+	size_t i;
+
+	if (!d)
+		return 0;
+	if (strncmp(d, "sha256:", 7) != 0 || strlen(d) != 7 + 64)
+		return kpar_error_set(KPAR_EINVAL, "\"%s\" is not a sha256 digest", key);
+	for (i = 7; d[i]; i++)
+		if (!((d[i] >= '0' && d[i] <= '9') || (d[i] >= 'a' && d[i] <= 'f')))
+			return kpar_error_set(KPAR_EINVAL, "\"%s\" is not a sha256 digest", key);
+	return 0;
+}
+
 /* arr: the "subtests" array, or NULL when absent (none). */
 static int subtests_from_json(const cJSON *arr, struct kpar_test_result *tr)
 {
@@ -831,6 +849,8 @@ static int from_json(const char *json, size_t len, struct kpar_bucket_result *ou
 		if ((rc = get_int(t, "attempts", &tr->attempts, 1)) < 0 ||
 		    (rc = get_int(t, "exit_code", &tr->exit_code, tr->exit_code)) < 0 ||
 		    (rc = get_text(t, "note", &tr->note)) < 0 ||
+		    (rc = get_text(t, "full_log", &tr->full_log)) < 0 ||
+		    (rc = check_digest(tr->full_log, "full_log")) < 0 ||
 		    (rc = subtests_from_json(get(t, "subtests"), tr)) < 0)
 			goto test_error;
 		free(id);

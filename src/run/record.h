@@ -80,6 +80,11 @@ struct kpar_test_result {
 	char *note;
 	struct kpar_subtest *subtests;   /* owned; NULL when the protocol gave none */
 	size_t nsubtests;
+	/* "sha256:<hex>" of everything the test printed (every attempt), when
+	 * the worker kept it whole in a file (testlog.h); NULL otherwise.  The
+	 * report uses that file only when its digest is this one, so a file
+	 * left by another run is never shown as this result's output. */
+	char *full_log;
 };
 
 /* Frees a subtest array and its strings. */
@@ -124,8 +129,8 @@ const char *kpar_record_skip_reason(const struct kpar_test_result *t, size_t max
  *
  * JSON: {"kpar_record":1,"plan","bucket","attempt","worker","started",
  * "finished","tests":[{"id","status","seconds","attempts","exit_code",
- * "output","note","subtests":[{"n","name","status","reason","diag"}]}]}.
- * "note" and "subtests" are present only when the test has them.
+ * "output","note","full_log","subtests":[{"n","name","status","reason","diag"}]}]}.
+ * "note", "full_log" and "subtests" are present only when the test has them.
  *
  * The version ("kpar_record", and the header's) changes only when a reader
  * of the previous version would misread a new record.  Adding an optional

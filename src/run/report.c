@@ -481,7 +481,12 @@ int kpar_report_write(const struct kpar_conf *c, struct kpar_state *st, long lon
 	/* each test's output in its own file, before the summary that names them */
 	free(path);
 	path = kpar_fs_join(dir, "logs");
-	if ((rc = kpar_testlog_write_all(path, ptrs, nres)) < 0)
+	{
+		char *full = kpar_conf_path(c, "output");
+		rc = kpar_testlog_write_all(path, full, ptrs, nres);
+		free(full);
+	}
+	if (rc < 0)
 		goto done;
 	{
 		static const char *const keys[] = { "time.list", "time.plan", "time.setup", "time.run" };

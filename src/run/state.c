@@ -42,7 +42,7 @@ static const char schema[] =
 	"  run INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE, test TEXT NOT NULL,"
 	"  bucket INTEGER NOT NULL, attempt INTEGER, worker TEXT, status TEXT NOT NULL,"
 	"  seconds REAL, attempts INTEGER, exit_code INTEGER, output BLOB,"
-	"  note TEXT, subtests TEXT,"
+	"  note TEXT, subtests TEXT, full_log TEXT,"
 	"  PRIMARY KEY(run, test));"
 	"CREATE INDEX IF NOT EXISTS results_bucket ON results(run, bucket);"
 	/* what a backend must find again to reattach to a run (a Job's name,
@@ -89,6 +89,8 @@ static int add_columns(struct kpar_state *st)
 		rc = exec(st, "ALTER TABLE results ADD COLUMN note TEXT");
 	if (rc == 0 && !has_column(st, "subtests"))
 		rc = exec(st, "ALTER TABLE results ADD COLUMN subtests TEXT");
+	if (rc == 0 && !has_column(st, "full_log"))
+		rc = exec(st, "ALTER TABLE results ADD COLUMN full_log TEXT");
 	return rc;
 }
 
@@ -524,8 +526,8 @@ int kpar_state_collect(struct kpar_state *st, long long run, const struct kpar_b
 	}
 	sqlite3_reset(chk);
 	if ((rc = cached(st, ST_INSERT, "INSERT OR REPLACE INTO results(run, test, bucket, attempt,"
-			 " worker, status, seconds, attempts, exit_code, output, note, subtests)"
-			 " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)", &ins)) < 0)
+			 " worker, status, seconds, attempts, exit_code, output, note, subtests, full_log)"
+			 " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13)", &ins)) < 0)
 		goto fail;
 	samples = kpar_xcalloc(r->ntests ? r->ntests : 1, sizeof *samples);
 	for (i = 0; i < r->ntests; i++) {
@@ -552,6 +554,10 @@ int kpar_state_collect(struct kpar_state *st, long long run, const struct kpar_b
 			sqlite3_bind_text(ins, 12, kpar_subtests_json(t), -1, free);
 		else
 			sqlite3_bind_null(ins, 12);
+		if (t->full_log)
+			sqlite3_bind_text(ins, 13, t->full_log, -1, SQLITE_STATIC);
+		else
+			sqlite3_bind_null(ins, 13);
 		if (sqlite3_step(ins) != SQLITE_DONE) {
 			rc = db_error(st, "store result");
 			goto fail;
@@ -633,10 +639,13 @@ int kpar_state_results(struct kpar_state *st, long long run,
 	 * than the report when every test is its own bucket. */
 	if ((rc = prepare(st, "SELECT idx, attempts, worker, started, finished FROM buckets"
 			  " WHERE run = ?1 AND status = 'collected' ORDER BY idx", &b)) < 0 ||
-	    (rc = prepare(st, has_column(st, "subtests") ?
-			  "SELECT test, status, seconds, attempts, exit_code, output, bucket, note, subtests"
-			  " FROM results WHERE run = ?1 ORDER BY bucket, test" :
-			  "SELECT test, status, seconds, attempts, exit_code, output, bucket, NULL, NULL"
+	    (rc = prepare(st, has_column(st, "full_log") ?
+			  "SELECT test, status, seconds, attempts, exit_code, output, bucket, note, subtests,"
+			  " full_log FROM results WHERE run = ?1 ORDER BY bucket, test" :
+			  has_column(st, "subtests") ?
+			  "SELECT test, status, seconds, attempts, exit_code, output, bucket, note, subtests,"
+			  " NULL FROM results WHERE run = ?1 ORDER BY bucket, test" :
+			  "SELECT test, status, seconds, attempts, exit_code, output, bucket, NULL, NULL, NULL"
 			  " FROM results WHERE run = ?1 ORDER BY bucket, test", &t)) < 0)
 		goto done;
 	sqlite3_bind_int64(b, 1, run);
@@ -675,6 +684,7 @@ int kpar_state_results(struct kpar_state *st, long long run,
 		tr->attempts = sqlite3_column_int(t, 3);
 		tr->exit_code = sqlite3_column_int(t, 4);
 		tr->note = col_str(t, 7);
+		tr->full_log = col_str(t, 9);
 		if (sqlite3_column_type(t, 8) == SQLITE_TEXT &&
 		    kpar_subtests_from_json(tr, (const char *)sqlite3_column_text(t, 8),
 					    (size_t)sqlite3_column_bytes(t, 8)) < 0) {
@@ -842,11 +852,15 @@ int kpar_state_reused(struct kpar_state *st, long long run, const struct kpar_st
 	*out = NULL;
 	*n = 0;
 	/* latest first by run, so each earlier run's tests come together */
-	if ((rc = prepare(st, "SELECT r.test, r.status, r.seconds, r.attempts, r.exit_code, r.output, r.run,"
-			  " r.note, r.subtests FROM results r JOIN (SELECT test, MAX(run) AS m FROM results WHERE run < ?1"
-			  " GROUP BY test) x ON r.test = x.test AND r.run = x.m"
-			  " WHERE NOT EXISTS (SELECT 1 FROM results c WHERE c.run = ?1 AND c.test = r.test)"
-			  " ORDER BY r.run DESC, r.test", &s)) < 0)
+	/* (a read-only database from before full_log cannot gain the column) */
+#define REUSED_SQL(full_log) \
+	"SELECT r.test, r.status, r.seconds, r.attempts, r.exit_code, r.output, r.run, r.note, r.subtests, " \
+	full_log " FROM results r JOIN (SELECT test, MAX(run) AS m FROM results WHERE run < ?1" \
+	" GROUP BY test) x ON r.test = x.test AND r.run = x.m" \
+	" WHERE NOT EXISTS (SELECT 1 FROM results c WHERE c.run = ?1 AND c.test = r.test)" \
+	" ORDER BY r.run DESC, r.test"
+	if ((rc = prepare(st, has_column(st, "full_log") ? REUSED_SQL("r.full_log") : REUSED_SQL("NULL"),
+			  &s)) < 0)
 		return rc;
 	sqlite3_bind_int64(s, 1, run);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
@@ -870,6 +884,7 @@ int kpar_state_reused(struct kpar_state *st, long long run, const struct kpar_st
 		tr->attempts = sqlite3_column_int(s, 3);
 		tr->exit_code = sqlite3_column_int(s, 4);
 		tr->note = col_str(s, 7);
+		tr->full_log = col_str(s, 9);
 		if (sqlite3_column_type(s, 8) == SQLITE_TEXT &&
 		    kpar_subtests_from_json(tr, (const char *)sqlite3_column_text(s, 8),
 					    (size_t)sqlite3_column_bytes(s, 8)) < 0) {

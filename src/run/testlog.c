@@ -88,11 +88,56 @@ static const char *label(enum kpar_status s)
 	return "?";
 }
 
-static int write_one(const char *root, const struct kpar_bucket_result *r, const struct kpar_test_result *t,
-		     struct kpar_buf *name, struct kpar_buf *text)
+/* Copies the worker's file of t's whole output (full_dir/<name>) into fd
+ * when it is still the output t's digest names.  Returns 1 when copied,
+ * 0 when not (no such file, or another run's: fd is left empty). */
+static int copy_full(int fd, const char *full_dir, const struct kpar_test_result *t, const char *name,
+		     int *ends_nl)
+{
+	unsigned char raw[KPAR_SHA256_LEN];
+	char hex[2 * KPAR_SHA256_LEN + 1], buf[65536];
+	char *path = kpar_xasprintf("%s/%s", full_dir, name);
+	struct kpar_sha256 *h;
+	ssize_t n;
+	char last = '\n';
+	int in = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC), ok = 1;
+
+	free(path);
+	if (in < 0)
+		return 0;
+	h = kpar_sha256_new();
+	while ((n = read(in, buf, sizeof buf)) != 0) {
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			ok = 0;
+			break;
+		}
+		kpar_sha256_update(h, buf, (size_t)n);
+		last = buf[n - 1];
+		if (ok && kpar_fs_write_fully(fd, buf, (size_t)n) < 0) {
+			kpar_error_clear();
+			ok = 0;
+		}
+	}
+	close(in);
+	kpar_sha256_final(h, raw);
+	kpar_hex(raw, sizeof raw, hex);
+	if (!ok || strcmp(t->full_log + 7, hex) != 0) {
+		/* not this result's output after all: the record's instead */
+		if (ftruncate(fd, 0) < 0 || lseek(fd, 0, SEEK_SET) < 0)
+			return kpar_error_errno(KPAR_EIO, "cannot rewrite a log");
+		return 0;
+	}
+	*ends_nl = last == '\n';
+	return 1;
+}
+
+static int write_one(const char *root, const char *full_dir, const struct kpar_bucket_result *r,
+		     const struct kpar_test_result *t, struct kpar_buf *name, struct kpar_buf *text)
 {
 	char *path, *slash;
-	int fd, rc = 0;
+	int fd, rc = 0, full = 0, ends_nl = 1;
 
 	kpar_buf_clear(name);
 	kpar_buf_printf(name, "%s/", root);
@@ -105,8 +150,20 @@ static int write_one(const char *root, const struct kpar_bucket_result *r, const
 	*slash = '/';
 	if (rc < 0)
 		return rc;
+	/* O_EXCL: two ids never map to one file; a test listed twice is a bug */
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return kpar_error_errno(KPAR_EIO, "cannot create the log '%s'", path);
+	if (full_dir && t->full_log && strncmp(t->full_log, "sha256:", 7) == 0 &&
+	    (full = copy_full(fd, full_dir, t, path + strlen(root) + 1, &ends_nl)) < 0) {
+		close(fd);
+		return kpar_error_prefix(full, "log '%s'", path);
+	}
 	kpar_buf_clear(text);
-	if (t->output && t->output_len) {
+	if (full) {
+		if (!ends_nl)
+			kpar_buf_putc(text, '\n');
+	} else if (t->output && t->output_len) {
 		kpar_buf_add(text, t->output, t->output_len);
 		if (t->output[t->output_len - 1] != '\n')
 			kpar_buf_putc(text, '\n');
@@ -114,10 +171,6 @@ static int write_one(const char *root, const struct kpar_bucket_result *r, const
 	kpar_buf_printf(text, "%s: %s (exit status: %d, %.2fs, attempt%s %d, bucket %d, worker %s)\n",
 			label(t->status), t->id, t->exit_code, t->seconds, t->attempts == 1 ? "" : "s",
 			t->attempts, r->bucket, r->worker ? r->worker : "?");
-	/* O_EXCL: two ids never map to one file; a test listed twice is a bug */
-	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return kpar_error_errno(KPAR_EIO, "cannot create the log '%s'", path);
 	rc = kpar_fs_write_fully(fd, text->data, text->len);
 	if (close(fd) < 0 && rc == 0)
 		rc = kpar_error_errno(KPAR_EIO, "cannot write the log '%s'", path);
@@ -126,7 +179,8 @@ static int write_one(const char *root, const struct kpar_bucket_result *r, const
 	return rc;
 }
 
-int kpar_testlog_write_all(const char *dir, struct kpar_bucket_result *const *res, size_t nres)
+int kpar_testlog_write_all(const char *dir, const char *full_dir, struct kpar_bucket_result *const *res,
+			   size_t nres)
 {
 	struct kpar_buf name = KPAR_BUF_INIT, text = KPAR_BUF_INIT;
 	char *tmp = kpar_xasprintf("%s.new", dir), *old = kpar_xasprintf("%s.old", dir);
@@ -138,7 +192,7 @@ int kpar_testlog_write_all(const char *dir, struct kpar_bucket_result *const *re
 		goto done;
 	for (i = 0; i < nres && rc == 0; i++)
 		for (j = 0; j < res[i]->ntests && rc == 0; j++)
-			rc = write_one(tmp, res[i], &res[i]->tests[j], &name, &text);
+			rc = write_one(tmp, full_dir, res[i], &res[i]->tests[j], &name, &text);
 	if (rc < 0)
 		goto done;
 	kpar_fs_remove_tree(old);

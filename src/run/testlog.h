@@ -1,9 +1,12 @@
 /* testlog.h - each test's output in a file of its own, as automake keeps
  * name.log beside each test: $(KPAR_STATE_DIR)/report/logs/<id>.log.
  *
- * The file holds the output the record kept (all of it up to the record's
- * limits: 4 KiB of a passing test, 256 KiB of a failing one, head and
- * tail), then automake's closing line, e.g.
+ * The file holds everything the test printed, when a worker kept it whole
+ * (worker.h's log_dir: the local backend's workers do, into
+ * $(KPAR_STATE_DIR)/output/<id>.log, and the record names its digest), or
+ * else the output the record kept (all of it up to the record's limits:
+ * 4 KiB of a passing test, 256 KiB of a failing one, head and tail: what
+ * a Kubernetes pod sends back), then automake's closing line, e.g.
  *   FAIL: tests/io (exit status: 1, 0.52s, attempt 1, bucket 3, worker w2)
  *
  * An id becomes a path under logs/ component by component ('/' separates
@@ -25,7 +28,10 @@ void kpar_testlog_name(const char *id, struct kpar_buf *out);
 
 /* Replaces dir (e.g. report/logs) with one log per test of the results:
  * written beside it first, then swapped in, so a reader never sees half
- * of one run's logs and half of another's. */
-int kpar_testlog_write_all(const char *dir, struct kpar_bucket_result *const *res, size_t nres);
+ * of one run's logs and half of another's.  full_dir (or NULL) is where
+ * the workers kept whole outputs: a file there is used for a result only
+ * when its SHA-256 is the result's full_log. */
+int kpar_testlog_write_all(const char *dir, const char *full_dir, struct kpar_bucket_result *const *res,
+			   size_t nres);
 
 #endif

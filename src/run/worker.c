@@ -16,13 +16,17 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <fcntl.h>
+
 #include "base/buf.h"
+#include "base/digest.h"
 #include "base/error.h"
 #include "base/fs.h"
 #include "run/junit.h"
 #include "run/proc.h"
 #include "run/record.h"
 #include "run/tap.h"
+#include "run/testlog.h"
 #include "run/worker.h"
 
 extern char **environ;
@@ -70,6 +74,11 @@ struct ctx {
 	char *junit;        /* absolute, workdir/junit.xml */
 	int own_workdir;    /* created by us (no workdir given): removed at the end */
 	struct kpar_strv base_env;
+	/* The running test's whole output (log_dir): its file and digest;
+	 * fd -1 when none is kept (no log_dir, or it could not be written). */
+	int full_fd;
+	struct kpar_sha256 *full_hash;
+	char *full_path;
 };
 
 static double wall_now(void)
@@ -172,6 +181,7 @@ struct outcome {
 	char *note;                 /* the protocol's explanation */
 	struct kpar_subtest *subs;  /* the protocol's subtests */
 	size_t nsubs;
+	size_t notes_from;          /* output from here on is kpar's own notes */
 };
 
 static void outcome_free(struct outcome *oc)
@@ -184,9 +194,96 @@ static void outcome_free(struct outcome *oc)
 	oc->nsubs = 0;
 }
 
-static void tap_tee(void *arg, const char *data, size_t len)
+/* ---- the whole output, kept in a file (log_dir) ------------------------ */
+
+/* A write that fails stops keeping the file (the record's output stays):
+ * said once per test, and the result then carries no full_log. */
+static void full_write(struct ctx *cx, const char *data, size_t len)
 {
-	kpar_tap_feed(arg, data, len);
+	if (cx->full_fd < 0 || len == 0)
+		return;
+	if (kpar_fs_write_fully(cx->full_fd, data, len) < 0) {
+		fprintf(stderr, "kpar: worker: the whole output is not kept: %s\n", kpar_error_last());
+		kpar_error_clear();
+		close(cx->full_fd);
+		cx->full_fd = -1;
+		return;
+	}
+	kpar_sha256_update(cx->full_hash, data, len);
+}
+
+/* Starts the test's file under log_dir, named as its report log is. */
+static void full_open(struct ctx *cx, const char *id)
+{
+	struct kpar_buf path = KPAR_BUF_INIT;
+	char *slash;
+	int rc = 0;
+
+	cx->full_fd = -1;
+	if (!cx->o->log_dir || !*cx->o->log_dir)
+		return;
+	kpar_buf_printf(&path, "%s/", cx->o->log_dir);
+	kpar_testlog_name(id, &path);
+	slash = strrchr(path.data, '/');
+	*slash = '\0';
+	rc = kpar_fs_mkdir_p(path.data, 0755);
+	*slash = '/';
+	if (rc == 0) {
+		cx->full_fd = open(path.data, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+		if (cx->full_fd < 0)
+			kpar_error_errno(KPAR_EIO, "cannot create '%s'", path.data);
+	}
+	if (cx->full_fd < 0) {
+		fprintf(stderr, "kpar: worker: the whole output of '%s' is not kept: %s\n", id,
+			kpar_error_last());
+		kpar_error_clear();
+		kpar_buf_free(&path);
+		return;
+	}
+	cx->full_path = kpar_buf_detach(&path, NULL);
+	cx->full_hash = kpar_sha256_new();
+}
+
+/* Ends the test's file; its digest goes into the result when all of the
+ * output reached it. */
+static void full_close(struct ctx *cx, struct kpar_test_result *t)
+{
+	unsigned char raw[KPAR_SHA256_LEN];
+	char hex[2 * KPAR_SHA256_LEN + 1];
+
+	if (cx->full_fd >= 0) {
+		if (close(cx->full_fd) == 0 && t) {
+			kpar_sha256_final(cx->full_hash, raw);
+			cx->full_hash = NULL;
+			kpar_hex(raw, sizeof raw, hex);
+			free(t->full_log);
+			t->full_log = kpar_xasprintf("sha256:%s", hex);
+		} else if (t) {
+			fprintf(stderr, "kpar: worker: the whole output of '%s' is not kept: cannot write '%s': %s\n",
+				t->id, cx->full_path, strerror(errno));
+		}
+	}
+	if (cx->full_hash) {
+		kpar_sha256_final(cx->full_hash, raw);   /* frees it */
+		cx->full_hash = NULL;
+	}
+	cx->full_fd = -1;
+	free(cx->full_path);
+	cx->full_path = NULL;
+}
+
+struct tee {
+	struct ctx *cx;
+	struct kpar_tap *tap;
+};
+
+static void tee_output(void *arg, const char *data, size_t len)
+{
+	struct tee *t = arg;
+
+	if (t->tap)
+		kpar_tap_feed(t->tap, data, len);
+	full_write(t->cx, data, len);
 }
 
 /* The TAP verdict replaces the exit status's, except for what kpar calls
@@ -282,6 +379,7 @@ static void judge(struct ctx *cx, const struct kpar_proc_status *st, struct kpar
 		judge_tap(tap, st, oc);
 	kpar_capture_get(cap, &oc->output, failed(oc->status) ? o->fail_output_max
 			 : o->pass_output_max, failed(oc->status));
+	oc->notes_from = oc->output.len;
 	if (oc->output.len > 0 && oc->output.data[oc->output.len - 1] != '\n' &&
 	    (st->timed_out || st->signo))
 		kpar_buf_putc(&oc->output, '\n');
@@ -302,6 +400,7 @@ static void run_argv(struct ctx *cx, const char *path, char *const *argv, struct
 		     const char *what, int tap_protocol, struct outcome *oc, int *machine_rc)
 {
 	struct kpar_tap *tap = tap_protocol ? kpar_tap_new() : NULL;
+	struct tee tee = { cx, tap };
 	const struct kpar_worker_opts *o = cx->o;
 	size_t tail = o->fail_output_max - o->fail_output_max / 2;
 	struct kpar_capture cap;
@@ -311,10 +410,8 @@ static void run_argv(struct ctx *cx, const char *path, char *const *argv, struct
 	if (tail < o->pass_output_max)
 		tail = o->pass_output_max;
 	kpar_capture_init(&cap, o->fail_output_max / 2, tail);
-	if (tap) {
-		cap.tee = tap_tee;
-		cap.tee_arg = tap;
-	}
+	cap.tee = tee_output;
+	cap.tee_arg = &tee;
 	memset(&p, 0, sizeof p);
 	p.path = path;
 	p.argv = argv;
@@ -323,8 +420,12 @@ static void run_argv(struct ctx *cx, const char *path, char *const *argv, struct
 	p.timeout = o->timeout;
 	p.kill_grace = o->kill_grace;
 	*machine_rc = kpar_proc_run(&p, &cap, &st);
-	if (*machine_rc == 0)
+	if (*machine_rc == 0) {
 		judge(cx, &st, &cap, what, st.spawn_error ? NULL : tap, oc);
+		/* what kpar says of the test (a timeout, a signal) is part of it */
+		if (st.spawn_error != ENOEXEC && oc->output.len > oc->notes_from)
+			full_write(cx, oc->output.data + oc->notes_from, oc->output.len - oc->notes_from);
+	}
 	kpar_capture_free(&cap);
 	kpar_tap_free(tap);
 }
@@ -506,10 +607,17 @@ static int run_each(struct ctx *cx, const struct kpar_strv *ids, struct kpar_buc
 		size_t idx = out->ntests;
 		int attempt;
 
+		full_open(cx, ids->v[i]);
 		for (attempt = 1; attempt <= 1 + cx->o->retries; attempt++) {
 			struct outcome oc;
 
 			memset(&oc, 0, sizeof oc);
+			if (attempt > 1) {
+				char head[64];
+				int n = snprintf(head, sizeof head, "[kpar: attempt %d of %d]\n", attempt,
+						 1 + cx->o->retries);
+				full_write(cx, head, (size_t)n);
+			}
 			rc = kpar_proc_interrupted() ? KPAR_EINTR
 				: run_one(cx, ids->v[i], attempt, &oc);
 			if (rc == 0 && oc.interrupted)
@@ -517,11 +625,14 @@ static int run_each(struct ctx *cx, const struct kpar_strv *ids, struct kpar_buc
 			if (rc == 0)
 				record_attempt(cx, out, idx, ids->v[i], attempt, &oc);
 			outcome_free(&oc);
-			if (rc < 0)
+			if (rc < 0) {
+				full_close(cx, NULL);
 				goto done;
+			}
 			if (!retryable(cx->o, &oc))
 				break;
 		}
+		full_close(cx, &out->tests[idx]);
 		if (cx->o->on_test)
 			cx->o->on_test(&out->tests[idx], cx->o->payload);
 	}
@@ -810,6 +921,7 @@ int kpar_worker_run(const struct kpar_worker_opts *o, const struct kpar_strv *id
 
 	memset(out, 0, sizeof *out);
 	memset(&cx, 0, sizeof cx);
+	cx.full_fd = -1;
 	for (i = 0; i < ids->n; i++)
 		if (!ids->v[i][0] || strchr(ids->v[i], '\n'))
 			return kpar_error_set(KPAR_EINVAL, "test id %zu of bucket %d is empty or "

@@ -68,6 +68,12 @@ struct kpar_worker_opts {
 	int hard_errors;
 	size_t pass_output_max;  /* bytes of output kept for passing tests */
 	size_t fail_output_max;  /* bytes kept for failing tests (head and tail) */
+	/* NULL, or where each test's whole output (every attempt, each after
+	 * the first under an "[kpar: attempt N of M]" line) is written as it
+	 * comes, to the file testlog.h names it by, and its digest put in the
+	 * result's full_log (each mode: a batch command's output belongs to no
+	 * one test).  The record keeps its limits either way. */
+	const char *log_dir;
 	const char *plan;        /* copied into the result */
 	int bucket;
 	int attempt;

@@ -48,6 +48,8 @@ static const char usage_text[] =
 	"                       never of a hard error (99) or a test that cannot start, and\n"
 	"                       of a timed-out test only with $KPAR_RETRY_TIMEOUTS=1\n"
 	"  --output FILE        write the record to FILE atomically instead of stdout\n"
+	"  --logs DIR           keep each test's whole output in DIR/<id>.log as well\n"
+	"                       (the record keeps 4 KiB of a pass, 256 KiB of a failure)\n"
 	"  --name NAME          worker name in the record (default: the host name)\n"
 	"  --progress           print a line per finished test on stderr\n"
 	"\n"
@@ -75,7 +77,7 @@ static const char usage_text[] =
 enum {
 	OPT_BUCKET_FILE = 256, OPT_BUCKET, OPT_BUCKETS_DIR, OPT_PLAN, OPT_ATTEMPT, OPT_ROOT,
 	OPT_WORKDIR, OPT_RUN_CMD, OPT_MODE, OPT_TIMEOUT, OPT_RETRIES, OPT_OUTPUT, OPT_NAME,
-	OPT_PROGRESS, OPT_DECODE, OPT_JUNIT, OPT_SERVE, OPT_HELP
+	OPT_PROGRESS, OPT_DECODE, OPT_JUNIT, OPT_SERVE, OPT_LOGS, OPT_HELP
 };
 
 static const struct option long_opts[] = {
@@ -96,6 +98,7 @@ static const struct option long_opts[] = {
 	{ "decode", no_argument, NULL, OPT_DECODE },
 	{ "junit", required_argument, NULL, OPT_JUNIT },
 	{ "serve", no_argument, NULL, OPT_SERVE },
+	{ "logs", required_argument, NULL, OPT_LOGS },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 }
 };
@@ -394,6 +397,7 @@ int kpar_cmd_worker(int argc, char **argv)
 		case OPT_ATTEMPT: rc = parse_int("--attempt", optarg, 1, 1000000, &o.attempt); break;
 		case OPT_ROOT: o.root = optarg; break;
 		case OPT_WORKDIR: o.workdir = optarg; break;
+		case OPT_LOGS: o.log_dir = optarg; break;
 		case OPT_RUN_CMD: o.run_cmd = optarg; break;
 		case OPT_MODE: rc = parse_mode("--mode", optarg, &o.mode); break;
 		case OPT_TIMEOUT: rc = parse_seconds("--timeout", optarg, &o.timeout); break;

@@ -593,7 +593,7 @@ KPAR_TEST(testlog_write_all)
 	t = kpar_bucket_result_add(&r, "t/a", KPAR_FAIL, 0.5, "expected 2\n", 11);
 	t->exit_code = 1;
 	kpar_bucket_result_add(&r, "../up", KPAR_PASS, 0.1, NULL, 0);
-	CHECK_OK(kpar_testlog_write_all(logs, &rp, 1));
+	CHECK_OK(kpar_testlog_write_all(logs, NULL, &rp, 1));
 	{
 		char *p = kpar_xasprintf("%s/t/a.log", logs);
 		CHECK_OK(kpar_fs_read_all(p, &text, &len));
@@ -607,7 +607,7 @@ KPAR_TEST(testlog_write_all)
 	kpar_bucket_result_free(&r);
 	memset(&r, 0, sizeof r);
 	kpar_bucket_result_add(&r, "t/b", KPAR_SKIP, 0, "SKIP: no\n", 9);
-	CHECK_OK(kpar_testlog_write_all(logs, &rp, 1));
+	CHECK_OK(kpar_testlog_write_all(logs, NULL, &rp, 1));
 	{
 		char *a = kpar_xasprintf("%s/t/a.log", logs), *b = kpar_xasprintf("%s/t/b.log", logs);
 		CHECK(access(a, F_OK) != 0);

@@ -463,6 +463,33 @@ KPAR_TEST(bad_json_fields)
 	kpar_buf_free(&enc);
 }
 
+/* The digest of a test's whole output travels with the record; anything
+ * but a sha256 digest there is refused. */
+KPAR_TEST(full_log_digest)
+{
+	static const char *const good = "sha256:0123456789abcdef0123456789abcdef"
+					"0123456789abcdef0123456789abcdef";
+	struct kpar_bucket_result r = { 0 }, back;
+	struct kpar_buf enc = KPAR_BUF_INIT;
+
+	kpar_bucket_result_add(&r, "t", KPAR_PASS, 0, "x", 1);
+	kpar_bucket_result_add(&r, "u", KPAR_PASS, 0, "y", 1);
+	r.tests[0].full_log = kpar_xstrdup(good);
+	CHECK_OK(kpar_record_encode(&r, &enc));
+	CHECK_OK(kpar_record_decode(enc.data, enc.len, &back));
+	CHECK(back.tests[0].full_log && strcmp(back.tests[0].full_log, good) == 0);
+	CHECK(back.tests[1].full_log == NULL);
+	kpar_bucket_result_free(&back);
+	free(r.tests[0].full_log);
+	r.tests[0].full_log = kpar_xstrdup("sha256:../../etc/passwd");
+	kpar_buf_clear(&enc);
+	CHECK_OK(kpar_record_encode(&r, &enc));
+	CHECK_INT(kpar_record_decode(enc.data, enc.len, &back), KPAR_EINVAL);
+	CHECK(strstr(kpar_error_last(), "full_log") != NULL);
+	kpar_bucket_result_free(&r);
+	kpar_buf_free(&enc);
+}
+
 /* A skip's reason is the last non-empty line the test printed. */
 KPAR_TEST(skip_reason)
 {
