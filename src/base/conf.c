@@ -238,9 +238,9 @@ int kpar_conf_load(struct kpar_conf *c)
 		return kpar_error_set(KPAR_EINVAL, "KPAR_RUN_MODE: '%s' is not 'each' or 'batch'",
 				      c->run_mode);
 	if (strcmp(c->test_protocol, "exit") && strcmp(c->test_protocol, "tap") &&
-	    strcmp(c->test_protocol, "junit"))
-		return kpar_error_set(KPAR_EINVAL, "KPAR_TEST_PROTOCOL: '%s' is not exit, tap or junit",
-				      c->test_protocol);
+	    strcmp(c->test_protocol, "junit") && strcmp(c->test_protocol, "automake"))
+		return kpar_error_set(KPAR_EINVAL, "KPAR_TEST_PROTOCOL: '%s' is not exit, tap, junit or "
+				      "automake", c->test_protocol);
 	if (strcmp(c->backend, "local") && strcmp(c->backend, "k8s"))
 		return kpar_error_set(KPAR_EINVAL, "KPAR_BACKEND: '%s' is not local or k8s", c->backend);
 	if (strcmp(c->k8s_spot, "none") && strcmp(c->k8s_spot, "gke") && strcmp(c->k8s_spot, "eks") &&

@@ -18,7 +18,7 @@ struct kpar_conf {
 	char *list_cmd;      /* KPAR_LIST_CMD: prints one test id per line */
 	char *run_cmd;       /* KPAR_RUN_CMD: runs a test (or a bucket in batch mode) */
 	char *run_mode;      /* KPAR_RUN_MODE: each | batch */
-	char *test_protocol; /* KPAR_TEST_PROTOCOL: exit | tap | junit (worker.h) */
+	char *test_protocol; /* KPAR_TEST_PROTOCOL: exit | tap | junit | automake (worker.h) */
 	char *backend;       /* KPAR_BACKEND: local | k8s */
 	char *inputs;        /* KPAR_TEST_INPUTS: files whose contents key the run */
 	char *inputs_of;     /* KPAR_TEST_INPUTS_OF: TEST-PATTERN:INPUT,... words, each test's own inputs */

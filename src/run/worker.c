@@ -27,6 +27,7 @@
 #include "run/record.h"
 #include "run/tap.h"
 #include "run/testlog.h"
+#include "run/trs.h"
 #include "run/worker.h"
 
 extern char **environ;
@@ -34,7 +35,7 @@ extern char **environ;
 /* Variables the worker sets for every test; inherited values are dropped. */
 static const char *const own_vars[] = {
 	"TMPDIR", "KPAR_WORKDIR", "KPAR_TEST_ID", "KPAR_TEST_ATTEMPT", "KPAR_BUCKET",
-	"KPAR_JUNIT",
+	"KPAR_JUNIT", "KPAR_TRS",
 	/* a TAP harness's; set only under the tap protocol (an outer prove's
 	 * would tell a test its output is read as TAP when it is not) */
 	"HARNESS_ACTIVE", "HARNESS_VERSION",
@@ -51,6 +52,8 @@ int kpar_protocol_parse(const char *name)
 		return KPAR_PROTO_TAP;
 	if (strcmp(name, "junit") == 0)
 		return KPAR_PROTO_JUNIT;
+	if (strcmp(name, "automake") == 0)
+		return KPAR_PROTO_AUTOMAKE;
 	return -1;
 }
 
@@ -72,6 +75,7 @@ struct ctx {
 	char *workdir;      /* absolute */
 	char *tmpdir;       /* absolute, workdir/tmp */
 	char *junit;        /* absolute, workdir/junit.xml */
+	char *trs;          /* absolute, workdir/kpar.trs (the automake protocol) */
 	int own_workdir;    /* created by us (no workdir given): removed at the end */
 	struct kpar_strv base_env;
 	/* The running test's whole output (log_dir): its file and digest;
@@ -137,6 +141,8 @@ static void test_env(struct ctx *cx, struct kpar_strv *env, const char *id, int 
 		env_set(env, "KPAR_TEST_ID", id);
 	if (batch || cx->o->protocol == KPAR_PROTO_JUNIT)
 		env_set(env, "KPAR_JUNIT", cx->junit);
+	if (!batch && cx->o->protocol == KPAR_PROTO_AUTOMAKE)
+		env_set(env, "KPAR_TRS", cx->trs);
 	if (!batch && cx->o->protocol == KPAR_PROTO_TAP) {
 		/* git's test library, for one, writes result files into the
 		 * source tree unless it runs under a harness */
@@ -489,6 +495,32 @@ static void judge_junit(struct ctx *cx, struct outcome *oc)
 	kpar_bucket_result_free(&jr);
 }
 
+/* The automake protocol: the .trs a test's driver wrote decides, as
+ * automake sums its results up, and lists them as subtests; an error the
+ * exit status already says (99, a signal, the timeout) stays one. */
+static void judge_trs(struct ctx *cx, struct outcome *oc)
+{
+	struct kpar_trs_result tr;
+
+	if (oc->spawn_error || !kpar_fs_exists(cx->trs))
+		return;
+	if (kpar_trs_read(cx->trs, &tr) < 0) {
+		oc->status = KPAR_ERROR;
+		oc->note = kpar_xstrdup(kpar_error_last());
+		kpar_buf_printf(&oc->output, "[kpar: %s]\n", oc->note);
+		return;
+	}
+	if (oc->status != KPAR_ERROR)
+		oc->status = tr.verdict;
+	oc->note = tr.explanation;
+	tr.explanation = NULL;
+	oc->subs = tr.subtests;
+	oc->nsubs = tr.nsubtests;
+	tr.subtests = NULL;
+	tr.nsubtests = 0;
+	kpar_trs_result_free(&tr);
+}
+
 /* Runs one attempt of one test (each mode). */
 static int run_one(struct ctx *cx, const char *id, int attempt, struct outcome *oc)
 {
@@ -501,6 +533,11 @@ static int run_one(struct ctx *cx, const char *id, int attempt, struct outcome *
 	test_env(cx, &env, id, attempt, 0);
 	if (cx->o->protocol == KPAR_PROTO_JUNIT && unlink(cx->junit) < 0 && errno != ENOENT) {
 		rc = kpar_error_errno(KPAR_EIO, "cannot remove '%s'", cx->junit);
+		kpar_strv_free(&env);
+		return rc;
+	}
+	if (cx->o->protocol == KPAR_PROTO_AUTOMAKE && unlink(cx->trs) < 0 && errno != ENOENT) {
+		rc = kpar_error_errno(KPAR_EIO, "cannot remove '%s'", cx->trs);
 		kpar_strv_free(&env);
 		return rc;
 	}
@@ -534,6 +571,8 @@ static int run_one(struct ctx *cx, const char *id, int attempt, struct outcome *
 	}
 	if (rc == 0 && cx->o->protocol == KPAR_PROTO_JUNIT)
 		judge_junit(cx, oc);
+	if (rc == 0 && cx->o->protocol == KPAR_PROTO_AUTOMAKE)
+		judge_trs(cx, oc);
 	if (rc == 0 && !oc->interrupted)
 		automake_verdict(cx->o, id, oc);
 	kpar_strv_free(&env);
@@ -894,6 +933,7 @@ static int setup(struct ctx *cx, const struct kpar_worker_opts *o)
 	}
 	cx->tmpdir = kpar_fs_join(cx->workdir, "tmp");
 	cx->junit = kpar_fs_join(cx->workdir, "junit.xml");
+	cx->trs = kpar_fs_join(cx->workdir, "kpar.trs");
 	if ((rc = kpar_fs_mkdir_p(cx->tmpdir, 0700)) < 0)
 		return kpar_error_prefix(rc, "worker temporary directory");
 	build_base_env(cx);
@@ -907,6 +947,7 @@ static void teardown(struct ctx *cx)
 	free(cx->workdir);
 	free(cx->tmpdir);
 	free(cx->junit);
+	free(cx->trs);
 	kpar_strv_free(&cx->base_env);
 }
 

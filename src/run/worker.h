@@ -46,10 +46,16 @@ enum kpar_run_mode { KPAR_MODE_EACH = 0, KPAR_MODE_BATCH = 1 };
  *  - junit: it may write JUnit XML to $KPAR_JUNIT (removed before each
  *    attempt): each testcase a subtest, and a failed or erred testcase
  *    fails a test that exited 0.  An unreadable file is an error.
+ *  - automake: it may write an automake test driver's .trs file to
+ *    $KPAR_TRS (removed before each attempt; trs.h): its results decide
+ *    the verdict as automake sums them up, and each one is a subtest
+ *    (kpar.mk's run command in an automake makefile).  No file leaves
+ *    the exit status to decide; exit 99, a signal and the timeout stay
+ *    errors.
  * Batch mode reads $KPAR_JUNIT whatever the protocol. */
-enum kpar_protocol { KPAR_PROTO_EXIT = 0, KPAR_PROTO_TAP = 1, KPAR_PROTO_JUNIT = 2 };
+enum kpar_protocol { KPAR_PROTO_EXIT = 0, KPAR_PROTO_TAP = 1, KPAR_PROTO_JUNIT = 2, KPAR_PROTO_AUTOMAKE = 3 };
 
-/* "exit", "tap", "junit" -> the protocol; -1 for anything else. */
+/* "exit", "tap", "junit", "automake" -> the protocol; -1 for anything else. */
 int kpar_protocol_parse(const char *name);
 
 struct kpar_worker_opts {

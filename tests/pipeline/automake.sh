@@ -4,7 +4,9 @@
 # two log compilers with their flags, LOG_COMPILER, both TESTS_ENVIRONMENTs,
 # check_PROGRAMS and check_SCRIPTS built first, tests in srcdir from a VPATH
 # build, XFAIL and XPASS, a skip, a hard error with and without
-# DISABLE_HARD_ERRORS, TAP tests through automake's tap-driver.sh).
+# DISABLE_HARD_ERRORS, TAP tests through automake's tap-driver.sh with
+# one result per subtest, a compiled test with a registered extension, and
+# the same again with EXEEXT set).
 . "${KPAR_TOP_SRCDIR}/tests/lib/common.sh"
 
 for tool in autoreconf automake cc perl; do
@@ -19,10 +21,11 @@ cd "$T/build" || exit 99
 ../src/configure -q >configure.out 2>&1 || { cat configure.out; fail "configure"; }
 
 # make's own answers, asked of the makefile itself
-printf 'kpar-print-%%:\n\t@echo $($*)\n' > print.mk
-mvar() { env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s --no-print-directory -f Makefile -f print.mk "kpar-print-$1"; }
+printf 'kpar-print-%%:\n\t@echo $($*)\n' > "$T/print.mk"
+mvar() { env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s --no-print-directory -f Makefile -f "$T/print.mk" "kpar-print-$1"; }
 tests=$(mvar TESTS)
 exts=$(mvar TEST_EXTENSIONS)
+exeext=$(mvar EXEEXT)
 
 # verdicts WHAT ARGS...: make check then make k8s-test with ARGS, each
 # test's verdict compared; WHAT.check and WHAT.kpar keep them.
@@ -30,7 +33,7 @@ verdicts() {
 	what=$1; shift
 	env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make check "$@" >"$what.check.out" 2>&1 &&
 		{ cat "$what.check.out"; fail "$what: make check passed"; }
-	python3 "$KPAR_TOP_SRCDIR/tests/lib/am_verdicts.py" trs . "$exts" $tests >"$what.check" ||
+	python3 "$KPAR_TOP_SRCDIR/tests/lib/am_verdicts.py" trs . "$exts" --exeext="$exeext" $tests >"$what.check" ||
 		fail "$what: reading the .trs files"
 	kmake -f Makefile -f "$KPAR_MK" k8s-test "$@" >"$what.kpar.out" 2>&1
 	rc=$?
@@ -38,6 +41,12 @@ verdicts() {
 	python3 "$KPAR_TOP_SRCDIR/tests/lib/am_verdicts.py" junit .kpar/report/junit.xml >"$what.kpar" ||
 		fail "$what: reading junit.xml"
 	diff -u "$what.check" "$what.kpar" || fail "$what: make check and make k8s-test disagree"
+	# each TAP subtest a result of its own, as the driver's .trs has it
+	python3 "$KPAR_TOP_SRCDIR/tests/lib/am_verdicts.py" subs . "$exts" --exeext="$exeext" \
+		ok.tap bad.tap skipall.tap >"$what.check.subs" || fail "$what: reading the TAP .trs and .log files"
+	python3 "$KPAR_TOP_SRCDIR/tests/lib/am_verdicts.py" junitsubs .kpar/report/junit.xml >"$what.kpar.subs" ||
+		fail "$what: reading junit.xml's subtests"
+	diff -u "$what.check.subs" "$what.kpar.subs" || fail "$what: make check's and kpar's TAP subtests disagree"
 }
 
 verdicts hard
@@ -53,14 +62,29 @@ pass.sh	PASS
 perl.pl	PASS
 plain.test	PASS
 skip.sh	SKIP
+skipall.tap	SKIP
+wrapped.ct	PASS
 xfail.sh	XFAIL
 xpass.sh	XPASS
 TXT
 diff -u want hard.kpar || fail "verdicts are not automake's"
+# The TAP subtests, as automake's test-suite.log words them: a failing one,
+# an ok TODO (XPASS: a failure for automake, unlike prove), a TODO, a SKIP;
+# a skip-all has none.
+printf '%s\t%s\t%s\t%s\n' bad.tap 1 PASS '' bad.tap 2 FAIL broken bad.tap 3 XPASS surprise \
+	ok.tap 1 PASS first ok.tap 2 XFAIL later ok.tap 3 SKIP '' > want.subs
+diff -u want.subs hard.kpar.subs || fail "TAP subtests are not automake's"
+expect_grep '<testcase name="2 - later" classname="ok.tap">' .kpar/report/junit.xml
+expect_grep '<skipped message="TODO: not yet"/>' .kpar/report/junit.xml
+expect_grep '<skipped message="no network"/>' .kpar/report/junit.xml
+expect_grep '<failure message="XPASS: fixed by accident" type="failure">' .kpar/report/junit.xml
+expect_grep '^    not ok 2 - broken$' hard.kpar.out
+expect_grep '^6 subtests in 2 tests: 2 passed, 2 failed, 1 skipped, 1 todo \(0 passed\)$' hard.kpar.out
+expect_grep '^  skipall\.tap  \(why: no device\)' hard.kpar.out
 # The summary speaks automake's words, and counts XPASS as a failure.
 expect_grep '^XPASS \(passed, expected to fail\): xpass\.sh' hard.kpar.out
 expect_grep '^  xfail\.sh  \(exit 1' hard.kpar.out
-expect_grep '^12 tests: 7 passed, 2 failed, 1 error, 1 skipped, 0 flaky  \|  expected failures: 1 xfail, 1 xpass' hard.kpar.out
+expect_grep '^14 tests: 8 passed, 2 failed, 1 error, 2 skipped, 0 flaky  \|  expected failures: 1 xfail, 1 xpass' hard.kpar.out
 # a skip's reason is the test's last line, not the driver's
 expect_grep '^  skip\.sh  \(SKIP: not on this machine\)' hard.kpar.out
 expect_grep '<failure message="XPASS: passed, but expected to fail" type="xpass"/>' .kpar/report/junit.xml
@@ -69,6 +93,24 @@ expect_grep '<failure message="XPASS: passed, but expected to fail" type="xpass"
 # setting is a new run).
 verdicts soft DISABLE_HARD_ERRORS=1
 expect_grep '^hard\.sh	FAIL$' soft.kpar
+
+# EXEEXT (configure's cache variable, as a Windows toolchain sets it): the
+# compiled tests are cprog.exe and wrapped.ct.exe in TESTS; make check
+# strips $(EXEEXT) before it matches TEST_EXTENSIONS, so wrapped.ct.exe
+# runs through CT_LOG_COMPILER and cprog.exe through LOG_COMPILER.
+mkdir "$T/build-exe"
+(
+	cd "$T/build-exe" || exit 99
+	../src/configure -q ac_cv_exeext=.exe >configure.out 2>&1 || { cat configure.out; fail "configure (EXEEXT)"; }
+	tests=$(mvar TESTS)
+	exeext=$(mvar EXEEXT)
+	expect_eq "$exeext" .exe "EXEEXT"
+	case " $tests " in *" wrapped.ct.exe "*) ;; *) fail "TESTS has no wrapped.ct.exe: $tests";; esac
+	verdicts exe
+	sed -e 's/^cprog	/cprog.exe	/' -e 's/^wrapped\.ct	/wrapped.ct.exe	/' ../build/want | sort > want.exe
+	diff -u want.exe exe.kpar || fail "EXEEXT: verdicts are not automake's"
+	expect_grep 'run through CT_LOG_COMPILER' .kpar/report/logs/wrapped.ct.exe.log
+) || exit 1
 
 # Nothing changed: nothing runs again, same verdict.
 kmake -f Makefile -f "$KPAR_MK" k8s-test DISABLE_HARD_ERRORS=1 >again.out 2>&1 && fail "a failed run passed on its second look"

@@ -140,7 +140,7 @@ expect_grep '^pass	nofile.sh$' jt
 
 # A bad protocol name is refused, naming the setting.
 kmake k8s-test 'KPAR_TESTS=nofile.sh' KPAR_TEST_PROTOCOL=tapp >out 2>&1 && { cat out; fail "tapp accepted"; }
-expect_grep "KPAR_TEST_PROTOCOL: 'tapp' is not exit, tap or junit" out
+expect_grep "KPAR_TEST_PROTOCOL: 'tapp' is not exit, tap, junit or automake" out
 
 cd "$P" || exit 99
 # The same scripts under prove: the same verdicts.

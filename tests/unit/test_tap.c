@@ -17,6 +17,7 @@
 #include "run/record.h"
 #include "run/state.h"
 #include "run/tap.h"
+#include "run/trs.h"
 #include "test.h"
 
 static struct kpar_tap_result R;
@@ -562,7 +563,94 @@ KPAR_TEST(state_keeps_subtests)
 	kpar_fs_remove_tree(dir);
 }
 
+/* An automake driver's .trs (trs.h): automake's sum, named results. */
+static void trs(const char *text, struct kpar_trs_result *r)
+{
+	kpar_trs_parse(text, strlen(text), r);
+}
+
+KPAR_TEST(trs_tap_driver_results)
+{
+	struct kpar_trs_result r;
+
+	trs(":global-test-result: FAIL\n:recheck: yes\n:test-result: PASS 1\n"
+	    ":test-result: FAIL 2 - broken\n:test-result: XPASS 3 - surprise # TODO fixed\n"
+	    ":test-result: XFAIL 4 - later # TODO not yet\n:test-result: SKIP 5 # SKIP no net\n"
+	    ":test-result: ERROR - too few tests run (expected 6, got 5)\n", &r);
+	CHECK_INT(r.verdict, KPAR_ERROR);
+	CHECK_INT(r.nresults, 6);
+	CHECK_INT(r.nsubtests, 6);
+	CHECK_HAS(r.explanation, "FAIL 2 - broken");
+	CHECK(r.subtests[0].number == 1 && !*r.subtests[0].name && r.subtests[0].status == KPAR_SUB_PASS);
+	CHECK_STR(r.subtests[1].name, "broken");
+	CHECK_INT(r.subtests[1].status, KPAR_SUB_FAIL);
+	CHECK(r.subtests[1].reason == NULL);
+	CHECK_STR(r.subtests[2].name, "surprise");
+	CHECK_INT(r.subtests[2].status, KPAR_SUB_FAIL);
+	CHECK_STR(r.subtests[2].reason, "XPASS: fixed");
+	CHECK_STR(r.subtests[3].name, "later");
+	CHECK_INT(r.subtests[3].status, KPAR_SUB_TODO_FAIL);
+	CHECK_STR(r.subtests[3].reason, "not yet");
+	CHECK(r.subtests[4].number == 5 && !*r.subtests[4].name);
+	CHECK_INT(r.subtests[4].status, KPAR_SUB_SKIP);
+	CHECK_STR(r.subtests[4].reason, "no net");
+	CHECK_INT(r.subtests[5].number, 6);
+	CHECK_STR(r.subtests[5].name, "too few tests run (expected 6, got 5)");
+	CHECK_STR(r.subtests[5].reason, "ERROR");
+	kpar_trs_result_free(&r);
+
+	/* without errors a FAIL or an XPASS fails; TODOs that fail do not */
+	trs(":test-result: PASS 1\n:test-result: XPASS 2 # TODO x\n", &r);
+	CHECK_INT(r.verdict, KPAR_FAIL);
+	kpar_trs_result_free(&r);
+	trs(":test-result: PASS 1\n:test-result: XFAIL 2 # TODO x\n:test-result: SKIP 3 # SKIP\n", &r);
+	CHECK_INT(r.verdict, KPAR_PASS);
+	CHECK(r.explanation == NULL && r.nsubtests == 3 && r.subtests[2].reason == NULL);
+	kpar_trs_result_free(&r);
+	/* all skipped: a skip, the subtests kept */
+	trs(":test-result: SKIP 1 # SKIP a\n:test-result: SKIP 2 # SKIP b\n", &r);
+	CHECK(r.verdict == KPAR_SKIP && r.nsubtests == 2);
+	kpar_trs_result_free(&r);
+}
+
+KPAR_TEST(trs_script_own_result)
+{
+	struct kpar_trs_result r;
+
+	/* test-driver: one bare result, no subtest */
+	trs(":test-result: PASS\n:global-test-result: PASS\n", &r);
+	CHECK(r.verdict == KPAR_PASS && r.nsubtests == 0 && r.nresults == 1);
+	kpar_trs_result_free(&r);
+	/* a TAP skip-all: its reason, no subtest */
+	trs(":test-result: SKIP - why: no device\n", &r);
+	CHECK(r.verdict == KPAR_SKIP && r.nsubtests == 0);
+	CHECK_STR(r.explanation, "why: no device");
+	kpar_trs_result_free(&r);
+	/* a lone driver error */
+	trs(":test-result: ERROR - missing test plan\n", &r);
+	CHECK(r.verdict == KPAR_ERROR && r.nsubtests == 0);
+	CHECK_HAS(r.explanation, "missing test plan");
+	kpar_trs_result_free(&r);
+	/* nothing, or a word automake does not know: an error, saying so */
+	trs(":global-test-result: PASS\n", &r);
+	CHECK(r.verdict == KPAR_ERROR && r.nresults == 0);
+	CHECK_HAS(r.explanation, "no :test-result:");
+	kpar_trs_result_free(&r);
+	trs(":test-result: PASS 1\n:test-result: MAYBE 2\n", &r);
+	CHECK_INT(r.verdict, KPAR_ERROR);
+	CHECK_STR(r.subtests[1].reason, "unknown result");
+	kpar_trs_result_free(&r);
+	/* a CRLF file, and a missing one names its path */
+	trs(":test-result: PASS 1 - a\r\n:test-result: FAIL 2 - b\r\n", &r);
+	CHECK(r.verdict == KPAR_FAIL && r.nsubtests == 2);
+	CHECK_STR(r.subtests[1].name, "b");
+	kpar_trs_result_free(&r);
+	CHECK(kpar_trs_read("/tmp/kpar-no-such-dir-x/a.trs", &r) < 0);
+	CHECK_HAS(kpar_error_last(), "/tmp/kpar-no-such-dir-x/a.trs");
+}
+
 KPAR_TEST_MAIN(
+	KPAR_CASE(trs_tap_driver_results), KPAR_CASE(trs_script_own_result),
 	KPAR_CASE(plain_pass), KPAR_CASE(not_ok_fails_exit_0), KPAR_CASE(skip_all),
 	KPAR_CASE(skip_all_still_fails_on_problems), KPAR_CASE(todo_and_skip_directives),
 	KPAR_CASE(bail_out), KPAR_CASE(plan_problems), KPAR_CASE(numbering),
