@@ -81,6 +81,34 @@ static int has_column(struct kpar_state *st, const char *name)
 	return found;
 }
 
+static int prepare(struct kpar_state *st, const char *sql, sqlite3_stmt **out);
+
+/* Prepares head, then the note, subtests and full_log columns (prefix
+ * their table's alias), then tail: NULL for a column that a database made
+ * before it lacks, as a read-only one cannot gain it. */
+static int prepare_results(struct kpar_state *st, const char *head, const char *prefix, const char *tail,
+			   sqlite3_stmt **out)
+{
+	static const char *const cols[] = { "note", "subtests", "full_log" };
+	struct kpar_buf sql = KPAR_BUF_INIT;
+	size_t i;
+	int rc;
+
+	kpar_buf_puts(&sql, head);
+	for (i = 0; i < 3; i++) {
+		if (i)
+			kpar_buf_puts(&sql, ", ");
+		if (has_column(st, cols[i]))
+			kpar_buf_printf(&sql, "%s%s", prefix, cols[i]);
+		else
+			kpar_buf_puts(&sql, "NULL");
+	}
+	kpar_buf_puts(&sql, tail);
+	rc = prepare(st, sql.data, out);
+	kpar_buf_free(&sql);
+	return rc;
+}
+
 static int add_columns(struct kpar_state *st)
 {
 	int rc = 0;
@@ -639,14 +667,8 @@ int kpar_state_results(struct kpar_state *st, long long run,
 	 * than the report when every test is its own bucket. */
 	if ((rc = prepare(st, "SELECT idx, attempts, worker, started, finished FROM buckets"
 			  " WHERE run = ?1 AND status = 'collected' ORDER BY idx", &b)) < 0 ||
-	    (rc = prepare(st, has_column(st, "full_log") ?
-			  "SELECT test, status, seconds, attempts, exit_code, output, bucket, note, subtests,"
-			  " full_log FROM results WHERE run = ?1 ORDER BY bucket, test" :
-			  has_column(st, "subtests") ?
-			  "SELECT test, status, seconds, attempts, exit_code, output, bucket, note, subtests,"
-			  " NULL FROM results WHERE run = ?1 ORDER BY bucket, test" :
-			  "SELECT test, status, seconds, attempts, exit_code, output, bucket, NULL, NULL, NULL"
-			  " FROM results WHERE run = ?1 ORDER BY bucket, test", &t)) < 0)
+	    (rc = prepare_results(st, "SELECT test, status, seconds, attempts, exit_code, output, bucket, ", "",
+				  " FROM results WHERE run = ?1 ORDER BY bucket, test", &t)) < 0)
 		goto done;
 	sqlite3_bind_int64(b, 1, run);
 	while ((rc = sqlite3_step(b)) == SQLITE_ROW) {
@@ -852,15 +874,11 @@ int kpar_state_reused(struct kpar_state *st, long long run, const struct kpar_st
 	*out = NULL;
 	*n = 0;
 	/* latest first by run, so each earlier run's tests come together */
-	/* (a read-only database from before full_log cannot gain the column) */
-#define REUSED_SQL(full_log) \
-	"SELECT r.test, r.status, r.seconds, r.attempts, r.exit_code, r.output, r.run, r.note, r.subtests, " \
-	full_log " FROM results r JOIN (SELECT test, MAX(run) AS m FROM results WHERE run < ?1" \
-	" GROUP BY test) x ON r.test = x.test AND r.run = x.m" \
-	" WHERE NOT EXISTS (SELECT 1 FROM results c WHERE c.run = ?1 AND c.test = r.test)" \
-	" ORDER BY r.run DESC, r.test"
-	if ((rc = prepare(st, has_column(st, "full_log") ? REUSED_SQL("r.full_log") : REUSED_SQL("NULL"),
-			  &s)) < 0)
+	if ((rc = prepare_results(st, "SELECT r.test, r.status, r.seconds, r.attempts, r.exit_code, r.output, r.run, ",
+				  "r.", " FROM results r JOIN (SELECT test, MAX(run) AS m FROM results WHERE run < ?1"
+				  " GROUP BY test) x ON r.test = x.test AND r.run = x.m"
+				  " WHERE NOT EXISTS (SELECT 1 FROM results c WHERE c.run = ?1 AND c.test = r.test)"
+				  " ORDER BY r.run DESC, r.test", &s)) < 0)
 		return rc;
 	sqlite3_bind_int64(s, 1, run);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
