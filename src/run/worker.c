@@ -292,6 +292,22 @@ static void tee_output(void *arg, const char *data, size_t len)
 	full_write(t->cx, data, len);
 }
 
+/* A protocol's verdict (TAP, automake's .trs) replaces the exit status's,
+ * except an error kpar saw itself; its explanation and subtests move into
+ * the outcome. */
+static void take_verdict(struct outcome *oc, enum kpar_status verdict, char **explanation,
+			 struct kpar_subtest **subs, size_t *nsubs)
+{
+	if (oc->status != KPAR_ERROR)
+		oc->status = verdict;
+	oc->note = *explanation;
+	*explanation = NULL;
+	oc->subs = *subs;
+	oc->nsubs = *nsubs;
+	*subs = NULL;
+	*nsubs = 0;
+}
+
 /* The TAP verdict replaces the exit status's, except for what kpar calls
  * an error whatever the protocol: a signal, the timeout, exit 99. */
 static void judge_tap(struct kpar_tap *tap, const struct kpar_proc_status *st,
@@ -300,14 +316,7 @@ static void judge_tap(struct kpar_tap *tap, const struct kpar_proc_status *st,
 	struct kpar_tap_result tr;
 
 	kpar_tap_finish(tap, st->exited ? st->exit_code : -1, st->exited ? 0 : st->signo, &tr);
-	if (oc->status != KPAR_ERROR)
-		oc->status = tr.verdict;
-	oc->note = tr.explanation;
-	tr.explanation = NULL;
-	oc->subs = tr.subtests;
-	oc->nsubs = tr.nsubtests;
-	tr.subtests = NULL;
-	tr.nsubtests = 0;
+	take_verdict(oc, tr.verdict, &tr.explanation, &tr.subtests, &tr.nsubtests);
 	kpar_tap_result_free(&tr);
 }
 
@@ -510,14 +519,7 @@ static void judge_trs(struct ctx *cx, struct outcome *oc)
 		kpar_buf_printf(&oc->output, "[kpar: %s]\n", oc->note);
 		return;
 	}
-	if (oc->status != KPAR_ERROR)
-		oc->status = tr.verdict;
-	oc->note = tr.explanation;
-	tr.explanation = NULL;
-	oc->subs = tr.subtests;
-	oc->nsubs = tr.nsubtests;
-	tr.subtests = NULL;
-	tr.nsubtests = 0;
+	take_verdict(oc, tr.verdict, &tr.explanation, &tr.subtests, &tr.nsubtests);
 	kpar_trs_result_free(&tr);
 }
 

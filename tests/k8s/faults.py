@@ -122,6 +122,8 @@ def test_disruptions_exactly_once():
     out = open(log + (".%d" % resumes if resumes else "")).read()
     check(m.returncode == 2, "the final make reports the 2 failed tests (rc %s):\n%s" % (m.returncode, out[-4000:]))
     check(resumes == 2, "the coordinator was killed and resumed twice")
+    check(os.path.exists(os.path.join(proj, ".kpar", "report", "junit.xml")),
+          "the final make wrote no report (rc %s):\n%s" % (m.returncode, out[-6000:]))
     got = junit(proj)
     check(got == expected(), "every test exactly once, undisturbed verdicts:\n%r" %
           {k: (got.get(k), v) for k, v in expected().items() if got.get(k) != v})
