@@ -1,6 +1,9 @@
 #!/bin/sh
 # vs-make.sh - the whole `make k8s-test` (list, plan, run, report) against
-# plain `make -j W` (one target per test, in name order) and `xargs -P W`,
+# plain `make -j W` (one target per test, in name order), `xargs -P W`,
+# `prove -j W --state=slow,save` (its own timings: slowest first from the
+# second run) and LPT with perfect knowledge (`make -j W` with the targets
+# longest first by the durations the tests will sleep),
 # side by side in one run, on a recorded suite replayed as sleeping tests
 # (gen-suite.sh).  Each figure is wall time over the bound
 # max(sum / W, longest) of the sleeps, for a first run (kpar: no history)
@@ -48,7 +51,7 @@ if [ -n "${BASE_MK:-}" ]; then
 	kmk kpar-base "$BASE_MK" "${BASE_BIN:-}" "${BASE_PLUGIN:-}"
 	tools="$tools kpar-base"
 fi
-tools="$tools make xargs"
+tools="$tools make xargs prove lpt"
 # plain make: one phony target per test, in name order; a skip (77) passes
 LC_ALL=C sort "$dir/tests.list" | awk '
 	{ t[NR] = $0 }
@@ -74,6 +77,12 @@ run_tool() { # TOOL W -> wall seconds on stdout
 	xargs)
 		(cd "$dir" && LC_ALL=C sort tests.list | sed 's|^|./|' |
 			xargs -P "$2" -I{} sh -c '"$1" >/dev/null 2>&1 || [ $? = 77 ]' sh {}) ;;
+	prove)
+		# its own history in .prove: slowest first from the second run
+		(cd "$dir" && LC_ALL=C sort tests.list | xargs prove -Q -j "$2" --state=slow,save \
+			--exec /bin/sh >/dev/null 2>&1 || true) ;;
+	lpt)
+		"$make" -s -C "$dir" -f lpt.mk -j "$2" > /dev/null 2>&1 ;;
 	esac
 	end=$(now)
 	awk -v s="$start" -v e="$end" 'BEGIN { printf "%.3f", e - s }'
@@ -85,13 +94,28 @@ printf '\n'
 rot=0
 for rep in $(seq "${REPEAT:-1}"); do
 for w in $workers; do
-	rm -rf "$dir"/.kpar-*
+	rm -rf "$dir"/.kpar-* "$dir/.prove"
 	for run in 1 2; do
 		if [ "$run" = 1 ]; then
 			"$here/gen-suite.sh" "$data" "$dir" "$scale" 1 >/dev/null
 		else
 			"$here/gen-suite.sh" "$data" "$dir" "$scale" "$run2" >/dev/null
 		fi
+		# LPT with perfect knowledge: make -j W handing out the tests
+		# longest first, by the very durations they will sleep
+		for f in $(cat "$dir/tests.list"); do
+			sed -n "s|^# replayed .*: \([0-9.]*\) s, run .*|\1 $f|p" "$dir/$f"
+		done | LC_ALL=C sort -k1,1gr -k2 | awk '
+			{ t[NR] = $2 }
+			END {
+				printf "all:"
+				for (i = 1; i <= NR; i++) printf " lpt-%d", i
+				printf "\n.PHONY: all"
+				for (i = 1; i <= NR; i++) printf " lpt-%d", i
+				printf "\n"
+				for (i = 1; i <= NR; i++)
+					printf "lpt-%d:\n\t@./%s >/dev/null 2>&1 || [ $$? = 77 ]\n", i, t[i]
+			}' > "$dir/lpt.mk"
 		bound=$(sed -n 's/^# replayed .*: \([0-9.]*\) s, run .*/\1/p' $(sed "s|^|$dir/|" "$dir/tests.list") |
 			awk -v w="$w" -v scale="$scale" '{ s = $1 * scale; t += s; if (s > m) m = s }
 			END { b = t / w; if (m > b) b = m; printf "%.3f", b }')
