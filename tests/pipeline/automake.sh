@@ -6,7 +6,8 @@
 # build, XFAIL and XPASS, a skip, a hard error with and without
 # DISABLE_HARD_ERRORS, TAP tests through automake's tap-driver.sh with
 # one result per subtest, a compiled test with a registered extension, and
-# the same again with EXEEXT set).
+# the same again with EXEEXT set); and a recursive package
+# (tests/automake/subdirs), whose SUBDIRS' tests run as one suite.
 . "${KPAR_TOP_SRCDIR}/tests/lib/common.sh"
 
 for tool in autoreconf automake cc perl; do
@@ -21,7 +22,7 @@ cd "$T/build" || exit 99
 ../src/configure -q >configure.out 2>&1 || { cat configure.out; fail "configure"; }
 
 # make's own answers, asked of the makefile itself
-printf 'kpar-print-%%:\n\t@echo $($*)\n' > "$T/print.mk"
+printf 'kpar-print-%%:\n\t@:$(info $($*))\n' > "$T/print.mk"
 mvar() { env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s --no-print-directory -f Makefile -f "$T/print.mk" "kpar-print-$1"; }
 tests=$(mvar TESTS)
 exts=$(mvar TEST_EXTENSIONS)
@@ -138,4 +139,91 @@ rm -rf .kpar
 kmake -f Makefile -f "$KPAR_MK" KPAR=/nonexistent/kpar all >all.out 2>&1 || true
 [ ! -e .kpar ] || fail "make all created the state dir"
 expect_no_grep 'nonexistent' all.out "make all ran kpar"
+
+# SUBDIRS (tests/automake/subdirs: lib, ., tests, tests/deep): at the top,
+# make k8s-test runs every directory's TESTS as make check would, each
+# with its directory's own harness, as one suite.
+cp -R "$KPAR_TOP_SRCDIR/tests/automake/subdirs" "$T/subsrc"
+chmod -R u+w "$T/subsrc"
+(cd "$T/subsrc" && autoreconf -fi) >"$T/autoreconf-sub.out" 2>&1 || { cat "$T/autoreconf-sub.out"; fail "autoreconf (SUBDIRS)"; }
+mkdir "$T/subbuild" "$T/subtmp"
+cd "$T/subbuild" || exit 99
+../subsrc/configure -q >configure.out 2>&1 || { cat configure.out; fail "configure (SUBDIRS)"; }
+# The sub-makes' scratch files go to TMPDIR and must not stay.
+TMPDIR=$T/subtmp; export TMPDIR
+
+# subverdicts WHAT ARGS...: make -k check (make check stops at the first
+# directory that fails) and make k8s-test, each test's verdict as
+# DIR/TEST, compared.
+subverdicts() {
+	what=$1; shift
+	env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -k check "$@" >"$what.check.out" 2>&1 &&
+		{ cat "$what.check.out"; fail "$what: make check passed"; }
+	for d in . tests tests/deep; do
+		(cd "$d" && python3 "$KPAR_TOP_SRCDIR/tests/lib/am_verdicts.py" trs . "$(mvar TEST_EXTENSIONS)" \
+			$(mvar TESTS)) | sed "s|^|$d/|; s|^\./||" || fail "$what: reading $d's .trs files"
+	done | sort >"$what.check"
+	kmake -f Makefile -f "$KPAR_MK" k8s-test "$@" >"$what.kpar.out" 2>&1
+	rc=$?
+	[ "$rc" = 2 ] || { cat "$what.kpar.out"; fail "$what: make k8s-test exited $rc, not 2"; }
+	python3 "$KPAR_TOP_SRCDIR/tests/lib/am_verdicts.py" junit .kpar/report/junit.xml >"$what.kpar" ||
+		{ cat "$what.kpar.out"; fail "$what: reading junit.xml"; }
+	diff -u "$what.check" "$what.kpar" || fail "$what: make check and make k8s-test disagree (SUBDIRS)"
+}
+subverdicts sub
+# What automake says: DISABLE_HARD_ERRORS of tests/ alone makes its exit
+# 99 a failure, the top's stays an error; tests/deep's XFAIL_TESTS (one
+# named with $(srcdir)/) are its own; its .test extension's compiler sets
+# DEEP, tests/'s .sh compiler checks its flag.
+cat > want <<'TXT'
+hard.sh	ERROR
+tests/a&b.sh	PASS
+tests/answer	PASS
+tests/deep/deep.test	PASS
+tests/deep/dxfail.test	XFAIL
+tests/deep/dxpass.test	XPASS
+tests/fail.sh	FAIL
+tests/hard.sh	FAIL
+tests/pass.sh	PASS
+tests/skip.sh	SKIP
+tests/where.sh	PASS
+tests/xfail.sh	XFAIL
+top.sh	PASS
+TXT
+diff -u want sub.kpar || fail "SUBDIRS: verdicts are not automake's"
+expect_grep '^run through tests/wrap$' .kpar/report/logs/tests/pass.sh.log
+expect_grep '^  tests/skip\.sh  \(skipped in tests\)' sub.kpar.out
+expect_grep '^13 tests: 6 passed, 3 failed, 1 error, 1 skipped' sub.kpar.out
+# One make per directory reads its makefile (lib, ., tests, tests/deep),
+# leaving nothing in TMPDIR.
+[ -z "$(ls -A "$T/subtmp")" ] || fail "the SUBDIRS walk left files in TMPDIR: $(ls -A "$T/subtmp")"
+# DISABLE_HARD_ERRORS on the command line reaches every directory.
+subverdicts subsoft DISABLE_HARD_ERRORS=1
+expect_grep '^hard\.sh	FAIL$' subsoft.kpar
+
+# Unchanged: nothing runs again.  A test of tests/ changed in srcdir is
+# an input: the suite runs again.
+kmake -f Makefile -f "$KPAR_MK" k8s-test DISABLE_HARD_ERRORS=1 >subagain.out 2>&1 && fail "SUBDIRS: a failed run passed"
+expect_no_grep '^kpar: bucket' subagain.out "SUBDIRS: an unchanged suite ran again"
+printf '#!/bin/sh\necho "fixed"\n' > ../subsrc/tests/fail.sh
+kmake -f Makefile -f "$KPAR_MK" k8s-test DISABLE_HARD_ERRORS=1 >subchanged.out 2>&1
+python3 "$KPAR_TOP_SRCDIR/tests/lib/am_verdicts.py" junit .kpar/report/junit.xml >subchanged.kpar
+expect_grep '^tests/fail\.sh	PASS$' subchanged.kpar "SUBDIRS: a changed test of tests/ did not rerun"
+
+# An id no directory has is an error that names it, not another test.
+kmake -f Makefile -f "$KPAR_MK" k8s-test KPAR_TESTS='tests/pass.sh tests/nosuch.sh' >subnone.out 2>&1 &&
+	{ cat subnone.out; fail "SUBDIRS: an unknown test passed"; }
+expect_grep 'tests/nosuch\.sh is no test of SUBDIRS' .kpar/report/logs/tests/nosuch.sh.log
+expect_grep '^2 tests: 1 passed, 0 failed, 1 error' subnone.out
+
+# make -n runs no test and writes no state.
+rm -rf .kpar
+kmake -n -f Makefile -f "$KPAR_MK" k8s-test >subn.out 2>&1 || { cat subn.out; fail "SUBDIRS: make -n k8s-test"; }
+[ ! -e .kpar ] || fail "SUBDIRS: make -n created the state dir"
+[ -z "$(ls -A "$T/subtmp")" ] || fail "make -n left files in TMPDIR: $(ls -A "$T/subtmp")"
+
+# A check program of tests/ that does not build stops make before any test.
+echo 'this is not C' >> ../subsrc/tests/answer.c
+kmake -f Makefile -f "$KPAR_MK" k8s-test >subbroken.out 2>&1 && { cat subbroken.out; fail "SUBDIRS: a broken check program went unnoticed"; }
+expect_no_grep '^kpar: run' subbroken.out "SUBDIRS: tests ran with a check program that did not build"
 exit 0

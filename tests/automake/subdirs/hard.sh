@@ -1,0 +1,3 @@
+#!/bin/sh
+echo "a hard error at the top"
+exit 99

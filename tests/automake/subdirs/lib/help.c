@@ -1,0 +1,1 @@
+int kpar_help_answer(void) { return 42; }

@@ -1,0 +1,2 @@
+#!/bin/sh
+echo "a shell metacharacter in my name"

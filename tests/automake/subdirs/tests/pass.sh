@@ -1,0 +1,3 @@
+#!/bin/sh
+echo "WHO=$WHO"
+test "$WHO" = tests

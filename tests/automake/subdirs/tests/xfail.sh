@@ -1,0 +1,3 @@
+#!/bin/sh
+echo "fails, as expected"
+exit 1

@@ -1,0 +1,3 @@
+#!/bin/sh
+echo "top: WHO=$WHO"
+test "$WHO" = top
