@@ -133,8 +133,11 @@ static int copy_full(int fd, const char *full_dir, const struct kpar_test_result
 	return 1;
 }
 
+/* made: the directory the last log went into, whose mkdir_p (a syscall a
+ * path component) need not be repeated for the tests beside it. */
 static int write_one(const char *root, const char *full_dir, const struct kpar_bucket_result *r,
-		     const struct kpar_test_result *t, struct kpar_buf *name, struct kpar_buf *text)
+		     const struct kpar_test_result *t, struct kpar_buf *name, struct kpar_buf *text,
+		     struct kpar_buf *made)
 {
 	char *path, *slash;
 	int fd, rc = 0, full = 0, ends_nl = 1;
@@ -145,8 +148,12 @@ static int write_one(const char *root, const char *full_dir, const struct kpar_b
 	path = name->data;
 	slash = strrchr(path, '/');
 	*slash = '\0';
-	if (slash != path + strlen(root))
+	if (slash != path + strlen(root) && !(made->len && strcmp(made->data, path) == 0)) {
 		rc = kpar_fs_mkdir_p(path, 0755);
+		kpar_buf_clear(made);
+		if (rc == 0)
+			kpar_buf_puts(made, path);
+	}
 	*slash = '/';
 	if (rc < 0)
 		return rc;
@@ -182,7 +189,7 @@ static int write_one(const char *root, const char *full_dir, const struct kpar_b
 int kpar_testlog_write_all(const char *dir, const char *full_dir, struct kpar_bucket_result *const *res,
 			   size_t nres)
 {
-	struct kpar_buf name = KPAR_BUF_INIT, text = KPAR_BUF_INIT;
+	struct kpar_buf name = KPAR_BUF_INIT, text = KPAR_BUF_INIT, made = KPAR_BUF_INIT;
 	char *tmp = kpar_xasprintf("%s.new", dir), *old = kpar_xasprintf("%s.old", dir);
 	size_t i, j;
 	int rc;
@@ -192,7 +199,7 @@ int kpar_testlog_write_all(const char *dir, const char *full_dir, struct kpar_bu
 		goto done;
 	for (i = 0; i < nres && rc == 0; i++)
 		for (j = 0; j < res[i]->ntests && rc == 0; j++)
-			rc = write_one(tmp, full_dir, res[i], &res[i]->tests[j], &name, &text);
+			rc = write_one(tmp, full_dir, res[i], &res[i]->tests[j], &name, &text, &made);
 	if (rc < 0)
 		goto done;
 	kpar_fs_remove_tree(old);
@@ -209,6 +216,7 @@ done:
 	if (rc < 0)
 		kpar_fs_remove_tree(tmp);
 	kpar_buf_free(&name);
+	kpar_buf_free(&made);
 	kpar_buf_free(&text);
 	free(tmp);
 	free(old);
