@@ -88,21 +88,22 @@ static const char *label(enum kpar_status s)
 	return "?";
 }
 
-/* Copies the worker's file of t's whole output (full_dir/<name>) into fd
- * when it is still the output t's digest names.  Returns 1 when copied,
- * 0 when not (no such file, or another run's: fd is left empty). */
-static int copy_full(int fd, const char *full_dir, const struct kpar_test_result *t, const char *name,
-		     int *ends_nl)
+void kpar_testlog_closing(const struct kpar_test_result *t, int bucket, const char *worker, struct kpar_buf *out)
+{
+	kpar_buf_printf(out, "%s: %s (exit status: %d, %.2fs, attempt%s %d, bucket %d, worker %s)\n",
+			label(t->status), t->id, t->exit_code, t->seconds, t->attempts == 1 ? "" : "s",
+			t->attempts, bucket, worker ? worker : "?");
+}
+
+/* Whether the file at path is still the one digest ("sha256:<hex>") names. */
+static int full_matches(const char *path, const char *digest)
 {
 	unsigned char raw[KPAR_SHA256_LEN];
 	char hex[2 * KPAR_SHA256_LEN + 1], buf[65536];
-	char *path = kpar_xasprintf("%s/%s", full_dir, name);
 	struct kpar_sha256 *h;
 	ssize_t n;
-	char last = '\n';
 	int in = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC), ok = 1;
 
-	free(path);
 	if (in < 0)
 		return 0;
 	h = kpar_sha256_new();
@@ -114,23 +115,43 @@ static int copy_full(int fd, const char *full_dir, const struct kpar_test_result
 			break;
 		}
 		kpar_sha256_update(h, buf, (size_t)n);
-		last = buf[n - 1];
-		if (ok && kpar_fs_write_fully(fd, buf, (size_t)n) < 0) {
-			kpar_error_clear();
-			ok = 0;
-		}
 	}
 	close(in);
 	kpar_sha256_final(h, raw);
 	kpar_hex(raw, sizeof raw, hex);
-	if (!ok || strcmp(t->full_log + 7, hex) != 0) {
-		/* not this result's output after all: the record's instead */
-		if (ftruncate(fd, 0) < 0 || lseek(fd, 0, SEEK_SET) < 0)
-			return kpar_error_errno(KPAR_EIO, "cannot rewrite a log");
+	return ok && strcmp(digest + 7, hex) == 0;
+}
+
+/* The worker's file, closing line and all, as the log: a hard link (no
+ * copy, and no new inode for a suite of small files), or a copy where the
+ * file system has none.  Returns 0, or < 0 with the error set. */
+static int link_full(const char *src, const char *path)
+{
+	char buf[65536];
+	ssize_t n;
+	int in, out, rc = 0;
+
+	if (link(src, path) == 0)
 		return 0;
+	if (errno != EXDEV && errno != EPERM && errno != EMLINK && errno != EOPNOTSUPP)
+		return kpar_error_errno(KPAR_EIO, "cannot link '%s' to the log '%s'", src, path);
+	if ((in = open(src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+		return kpar_error_errno(KPAR_EIO, "cannot read '%s'", src);
+	out = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (out < 0) {
+		close(in);
+		return kpar_error_errno(KPAR_EIO, "cannot create the log '%s'", path);
 	}
-	*ends_nl = last == '\n';
-	return 1;
+	while (rc == 0 && (n = read(in, buf, sizeof buf)) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		rc = n < 0 ? kpar_error_errno(KPAR_EIO, "cannot read '%s'", src)
+			   : kpar_fs_write_fully(out, buf, (size_t)n);
+	}
+	close(in);
+	if (close(out) < 0 && rc == 0)
+		rc = kpar_error_errno(KPAR_EIO, "cannot write the log '%s'", path);
+	return rc;
 }
 
 /* made: the directory the last log went into, whose mkdir_p (a syscall a
@@ -140,7 +161,7 @@ static int write_one(const char *root, const char *full_dir, const struct kpar_b
 		     struct kpar_buf *made)
 {
 	char *path, *slash;
-	int fd, rc = 0, full = 0, ends_nl = 1;
+	int fd, rc = 0;
 
 	kpar_buf_clear(name);
 	kpar_buf_printf(name, "%s/", root);
@@ -157,27 +178,27 @@ static int write_one(const char *root, const char *full_dir, const struct kpar_b
 	*slash = '/';
 	if (rc < 0)
 		return rc;
+	if (full_dir && t->full_log && strncmp(t->full_log, "sha256:", 7) == 0) {
+		char *src = kpar_xasprintf("%s/%s", full_dir, path + strlen(root) + 1);
+		int ok = full_matches(src, t->full_log);
+
+		rc = ok ? link_full(src, path) : 0;
+		free(src);
+		if (ok)
+			return rc < 0 ? kpar_error_prefix(rc, "log '%s'", path) : 0;
+		/* changed since, or another run's: the record's output instead */
+	}
 	/* O_EXCL: two ids never map to one file; a test listed twice is a bug */
 	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return kpar_error_errno(KPAR_EIO, "cannot create the log '%s'", path);
-	if (full_dir && t->full_log && strncmp(t->full_log, "sha256:", 7) == 0 &&
-	    (full = copy_full(fd, full_dir, t, path + strlen(root) + 1, &ends_nl)) < 0) {
-		close(fd);
-		return kpar_error_prefix(full, "log '%s'", path);
-	}
 	kpar_buf_clear(text);
-	if (full) {
-		if (!ends_nl)
-			kpar_buf_putc(text, '\n');
-	} else if (t->output && t->output_len) {
+	if (t->output && t->output_len) {
 		kpar_buf_add(text, t->output, t->output_len);
 		if (t->output[t->output_len - 1] != '\n')
 			kpar_buf_putc(text, '\n');
 	}
-	kpar_buf_printf(text, "%s: %s (exit status: %d, %.2fs, attempt%s %d, bucket %d, worker %s)\n",
-			label(t->status), t->id, t->exit_code, t->seconds, t->attempts == 1 ? "" : "s",
-			t->attempts, r->bucket, r->worker ? r->worker : "?");
+	kpar_testlog_closing(t, r->bucket, r->worker, text);
 	rc = kpar_fs_write_fully(fd, text->data, text->len);
 	if (close(fd) < 0 && rc == 0)
 		rc = kpar_error_errno(KPAR_EIO, "cannot write the log '%s'", path);

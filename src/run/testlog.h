@@ -3,8 +3,9 @@
  *
  * The file holds everything the test printed, when a worker kept it whole
  * (worker.h's log_dir: the local backend's workers do, into
- * $(KPAR_STATE_DIR)/output/<id>.log, and the record names its digest), or
- * else the output the record kept (all of it up to the record's limits:
+ * $(KPAR_STATE_DIR)/output/<id>.log, closing line included, and the record
+ * names its digest; the log is then a hard link to it), or else the
+ * output the record kept (all of it up to the record's limits:
  * 4 KiB of a passing test, 256 KiB of a failing one, head and tail: what
  * a Kubernetes pod sends back), then automake's closing line, e.g.
  *   FAIL: tests/io (exit status: 1, 0.52s, attempt 1, bucket 3, worker w2)
@@ -22,6 +23,10 @@
 
 #include "base/buf.h"
 #include "run/record.h"
+
+/* Appends the log's closing line for t ("FAIL: id (exit status: 1, 0.52s,
+ * attempt 1, bucket 3, worker w2)" and a newline) to out. */
+void kpar_testlog_closing(const struct kpar_test_result *t, int bucket, const char *worker, struct kpar_buf *out);
 
 /* Appends "<mapped id>.log" (relative to logs/) to out. */
 void kpar_testlog_name(const char *id, struct kpar_buf *out);

@@ -83,6 +83,7 @@ struct ctx {
 	int full_fd;
 	struct kpar_sha256 *full_hash;
 	char *full_path;
+	char full_last;     /* its last byte so far ('\n' when empty) */
 };
 
 static double wall_now(void)
@@ -216,6 +217,7 @@ static void full_write(struct ctx *cx, const char *data, size_t len)
 		return;
 	}
 	kpar_sha256_update(cx->full_hash, data, len);
+	cx->full_last = data[len - 1];
 }
 
 /* Starts the test's file under log_dir, named as its report log is. */
@@ -235,7 +237,11 @@ static void full_open(struct ctx *cx, const char *id)
 	rc = kpar_fs_mkdir_p(path.data, 0755);
 	*slash = '/';
 	if (rc == 0) {
-		cx->full_fd = open(path.data, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+		/* a new file, not the old one truncated: the last report's log
+		 * is a link to the old one and stays as it was */
+		if (unlink(path.data) < 0 && errno != ENOENT)
+			kpar_error_errno(KPAR_EIO, "cannot replace '%s'", path.data);
+		cx->full_fd = open(path.data, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
 		if (cx->full_fd < 0)
 			kpar_error_errno(KPAR_EIO, "cannot create '%s'", path.data);
 	}
@@ -248,15 +254,26 @@ static void full_open(struct ctx *cx, const char *id)
 	}
 	cx->full_path = kpar_buf_detach(&path, NULL);
 	cx->full_hash = kpar_sha256_new();
+	cx->full_last = '\n';
 }
 
-/* Ends the test's file; its digest goes into the result when all of the
- * output reached it. */
-static void full_close(struct ctx *cx, struct kpar_test_result *t)
+/* Ends the test's file with its log's closing line (the report links the
+ * file as the log); its digest goes into the result when all of it was
+ * written.  t NULL: the test did not finish (interrupted). */
+static void full_close(struct ctx *cx, struct kpar_test_result *t, const struct kpar_bucket_result *r)
 {
 	unsigned char raw[KPAR_SHA256_LEN];
 	char hex[2 * KPAR_SHA256_LEN + 1];
 
+	if (cx->full_fd >= 0 && t) {
+		struct kpar_buf line = KPAR_BUF_INIT;
+
+		if (cx->full_last != '\n')
+			kpar_buf_putc(&line, '\n');
+		kpar_testlog_closing(t, r->bucket, r->worker, &line);
+		full_write(cx, line.data, line.len);
+		kpar_buf_free(&line);
+	}
 	if (cx->full_fd >= 0) {
 		if (close(cx->full_fd) == 0 && t) {
 			kpar_sha256_final(cx->full_hash, raw);
@@ -667,13 +684,13 @@ static int run_each(struct ctx *cx, const struct kpar_strv *ids, struct kpar_buc
 				record_attempt(cx, out, idx, ids->v[i], attempt, &oc);
 			outcome_free(&oc);
 			if (rc < 0) {
-				full_close(cx, NULL);
+				full_close(cx, NULL, out);
 				goto done;
 			}
 			if (!retryable(cx->o, &oc))
 				break;
 		}
-		full_close(cx, &out->tests[idx]);
+		full_close(cx, &out->tests[idx], out);
 		if (cx->o->on_test)
 			cx->o->on_test(&out->tests[idx], cx->o->payload);
 	}
