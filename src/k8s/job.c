@@ -377,6 +377,7 @@ struct k8s {
 	char *rv;
 	double next_job_check, last_activity, stall_since;
 	char *problem;        /* the latest reason nothing progresses */
+	double api_down_since; /* when the API server stopped answering; 0 = it answers */
 	int stop;             /* why a tick ended the watch: 1 interrupt, 2 stall, 3 done, 4 error */
 	int fatal_rc;
 	int seq;              /* Jobs created by this run so far */
@@ -1041,6 +1042,36 @@ static int check_jobs(struct k8s *k)
 	return rc;
 }
 
+/* An API request that failed for a reason that may pass (no answer, 5xx,
+ * 429 past the client's retry budget; an overloaded or restarting API
+ * server) does not end the run: the Job runs on without its coordinator,
+ * so the coordinator says so once and tries again later, and the stall
+ * timeout (KPAR_K8S_STALL_TIMEOUT) decides when waiting is pointless.
+ * Returns 1 when rc was such a failure (the error is cleared). */
+static int api_trouble(struct k8s *k, int rc)
+{
+	double t = now_mono();
+
+	if (rc != KPAR_ENET)
+		return 0;
+	if (!k->api_down_since) {
+		k->api_down_since = t;
+		kpar_progress_line(k->d->prog, "kpar: the API server does not answer (%s); trying again "
+				   "for up to KPAR_K8S_STALL_TIMEOUT (%.0f s)", kpar_error_last(),
+				   k->c->k8s_stall_timeout);
+	}
+	if (t - k->api_down_since > k->c->k8s_stall_timeout) {
+		kpar_error_set(KPAR_ENET, "the API server has not answered for %.0f s (KPAR_K8S_STALL_TIMEOUT): "
+			       "%.300s; the Job is left as it is: `make k8s-test RESUME=1` reattaches",
+			       t - k->api_down_since, kpar_error_last());
+		return 0;
+	}
+	free(k->problem);
+	k->problem = kpar_xasprintf("the API server does not answer: %.300s", kpar_error_last());
+	kpar_error_clear();
+	return 1;
+}
+
 /* Runs about once a second while the watch waits. */
 static int tick(void *ud)
 {
@@ -1061,7 +1092,9 @@ static int tick(void *ud)
 	if (k->orphans) {
 		int rc;
 		k->orphans = 0;
-		if ((rc = start_orphans(k)) < 0) {
+		/* a Job whose creation failed is recorded: the next check
+		 * finds it missing (404) and its buckets get another */
+		if ((rc = start_orphans(k)) < 0 && !api_trouble(k, rc)) {
 			k->fatal_rc = rc;
 			k->stop = 4;
 			return 1;
@@ -1070,7 +1103,11 @@ static int tick(void *ud)
 	if (t >= k->next_job_check) {
 		int rc;
 		k->next_job_check = t + JOB_CHECK_IDLE;
-		if ((rc = check_jobs(k)) != 0) {
+		if ((rc = check_jobs(k)) < 0 && api_trouble(k, rc))
+			rc = 0;
+		else if (rc == 0)
+			k->api_down_since = 0;
+		if (rc != 0) {
 			if (rc < 0)
 				k->fatal_rc = rc;
 			k->stop = 4;
@@ -1102,6 +1139,7 @@ static int on_event(void *ud, const char *type, const cJSON *obj)
 		return cJSON_IsNumber(code) && code->valueint == 410 ? 410 : 5;
 	}
 	k->stream_events++;
+	k->api_down_since = 0;
 	if (rv) {
 		free(k->rv);
 		k->rv = kpar_xstrdup(rv);
@@ -1377,8 +1415,12 @@ static int k8s_run(struct kpar_dispatch *d)
 		if (rc == 410 || (rc < 0 && status == 410)) {
 			kpar_error_clear();
 			kpar_progress_line(d->prog, "kpar: the pod watch expired (410); listing again");
-			if ((rc = relist(&k)) < 0)
+			if ((rc = relist(&k)) < 0 && !api_trouble(&k, rc))
 				goto restore;
+			if (rc < 0 && tick(&k)) {
+				rc = 0;
+				goto stopped;
+			}
 			continue;
 		}
 		if (rc == 3)
@@ -1395,6 +1437,8 @@ static int k8s_run(struct kpar_dispatch *d)
 			 * working: only streams that break at once back off */
 			if (k.stream_events)
 				stream_failures = 0;
+			else if (rc == KPAR_ENET && !api_trouble(&k, rc))
+				goto restore;
 			pause = stream_failures < 5 ? 0.5 * (1 << stream_failures) : 16;
 			until = now_mono() + pause;
 			stream_failures++;
@@ -1408,7 +1452,7 @@ static int k8s_run(struct kpar_dispatch *d)
 			if (stream_failures > 30) {
 				/* a stream that never holds: list again from scratch */
 				stream_failures = 0;
-				if ((rc = relist(&k)) < 0)
+				if ((rc = relist(&k)) < 0 && !api_trouble(&k, rc))
 					goto restore;
 			}
 			continue;

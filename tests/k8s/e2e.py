@@ -220,6 +220,30 @@ def test_watch_expiry_relists():
         raise Skip("the API server never answered 410 after 3 holds; the run completed intact")
 
 
+def test_api_outage_longer_than_a_request_is_ridden_through():
+    """The API server is gone for longer than one request retries (60 s):
+    the Job runs on meanwhile, so the coordinator waits for it to come back
+    (up to KPAR_K8S_STALL_TIMEOUT) and collects everything, never giving
+    the run up as failed."""
+    c = cluster()
+    proj = sleep_suite(tmpdir("kpar-k8s-outage-"), 6, seconds=lambda i: 25)
+    args = k8s_vars(c, "kpar-test/outage", workers=2, KPAR_BUCKETS=6)
+    make(proj, "k8s-image", *args, c=c)
+    log = os.path.join(proj, "make.log")
+    m = spawn_make(proj, "k8s-test", *args, c=c, log=log)
+    wait_for("a running pod", lambda: run_label(proj) and pods(c, run_label(proj), "Running"), timeout=300)
+    c.hook("stop-apiserver")
+    try:
+        time.sleep(75)
+    finally:
+        c.hook("start-apiserver")
+    check(m.wait(timeout=600) == 0, "the run completes:\n" + open(log).read()[-3000:])
+    out = open(log).read()
+    check_in("the API server does not answer", out, "make's output")
+    res = junit(proj)
+    check(len(res) == 6 and set(res.values()) == {"pass"}, "every test once: %r" % res)
+
+
 def test_ctrl_c_leaves_job_status_and_cancel():
     c = cluster()
     proj = sleep_suite(tmpdir("kpar-k8s-cancel-"), 8, seconds=lambda i: 20)
@@ -352,7 +376,8 @@ if __name__ == "__main__":
     from faults import test_disruptions_exactly_once   # last: it kills a node of the cluster
     run_tests([test_hello_c_same_as_local, test_sleep_suite_200_same_as_local,
                test_killed_coordinator_resumes_and_deleted_job_is_replaced,
-               test_watch_expiry_relists, test_ctrl_c_leaves_job_status_and_cancel,
+               test_watch_expiry_relists, test_api_outage_longer_than_a_request_is_ridden_through,
+               test_ctrl_c_leaves_job_status_and_cancel,
                test_unpullable_image_stops_with_the_reason, test_unschedulable_stops_with_the_reason,
                test_bad_kubeconfigs_name_file_and_field, test_image_per_bucket_runs_single_pod_jobs,
                test_disruptions_exactly_once])
