@@ -221,7 +221,7 @@ def test_watch_expiry_relists():
 
 
 def test_api_outage_longer_than_a_request_is_ridden_through():
-    """The API server is gone for longer than one request retries (60 s):
+    """The API server is gone for longer than one request retries (60 s, here 130 s):
     the Job runs on meanwhile, so the coordinator waits for it to come back
     (up to KPAR_K8S_STALL_TIMEOUT) and collects everything, never giving
     the run up as failed."""
@@ -234,7 +234,7 @@ def test_api_outage_longer_than_a_request_is_ridden_through():
     wait_for("a running pod", lambda: run_label(proj) and pods(c, run_label(proj), "Running"), timeout=300)
     c.hook("stop-apiserver")
     try:
-        time.sleep(75)
+        time.sleep(130)
     finally:
         c.hook("start-apiserver")
     check(m.wait(timeout=600) == 0, "the run completes:\n" + open(log).read()[-3000:])
