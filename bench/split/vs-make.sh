@@ -52,18 +52,23 @@ if [ -n "${BASE_MK:-}" ]; then
 	tools="$tools kpar-base"
 fi
 tools="$tools make xargs prove lpt"
-# plain make: one phony target per test, in name order; a skip (77) passes
-LC_ALL=C sort "$dir/tests.list" | awk '
-	{ t[NR] = $0 }
+# plain_mk NAME < tests: a makefile running the tests in the order given,
+# one phony target each, make -j handing them out; a skip (77) passes
+plain_mk() {
+	awk -v n="$1" '
+	{ t[NR] = $NF }
 	END {
 		printf "all:"
-		for (i = 1; i <= NR; i++) printf " run-%d", i
+		for (i = 1; i <= NR; i++) printf " %s-%d", n, i
 		printf "\n.PHONY: all"
-		for (i = 1; i <= NR; i++) printf " run-%d", i
+		for (i = 1; i <= NR; i++) printf " %s-%d", n, i
 		printf "\n"
 		for (i = 1; i <= NR; i++)
-			printf "run-%d:\n\t@./%s >/dev/null 2>&1 || [ $$? = 77 ]\n", i, t[i]
-	}' > "$dir/plain.mk"
+			printf "%s-%d:\n\t@./%s >/dev/null 2>&1 || [ $$? = 77 ]\n", n, i, t[i]
+	}'
+}
+# plain make: in name order
+LC_ALL=C sort "$dir/tests.list" | plain_mk run > "$dir/plain.mk"
 
 now() { date +%s.%N; }
 run_tool() { # TOOL W -> wall seconds on stdout
@@ -105,17 +110,7 @@ for w in $workers; do
 		# longest first, by the very durations they will sleep
 		for f in $(cat "$dir/tests.list"); do
 			sed -n "s|^# replayed .*: \([0-9.]*\) s, run .*|\1 $f|p" "$dir/$f"
-		done | LC_ALL=C sort -k1,1gr -k2 | awk '
-			{ t[NR] = $2 }
-			END {
-				printf "all:"
-				for (i = 1; i <= NR; i++) printf " lpt-%d", i
-				printf "\n.PHONY: all"
-				for (i = 1; i <= NR; i++) printf " lpt-%d", i
-				printf "\n"
-				for (i = 1; i <= NR; i++)
-					printf "lpt-%d:\n\t@./%s >/dev/null 2>&1 || [ $$? = 77 ]\n", i, t[i]
-			}' > "$dir/lpt.mk"
+		done | LC_ALL=C sort -k1,1gr -k2 | plain_mk lpt > "$dir/lpt.mk"
 		bound=$(sed -n 's/^# replayed .*: \([0-9.]*\) s, run .*/\1/p' $(sed "s|^|$dir/|" "$dir/tests.list") |
 			awk -v w="$w" -v scale="$scale" '{ s = $1 * scale; t += s; if (s > m) m = s }
 			END { b = t / w; if (m > b) b = m; printf "%.3f", b }')
