@@ -27,7 +27,8 @@
 #define LABEL_INDEX "batch.kubernetes.io/job-completion-index"
 #define LABEL_JOB "batch.kubernetes.io/job-name"
 #define CONTAINER "worker"
-/* a pod log holds the record (at most KPAR_RECORD_MAX) and some stderr */
+/* a pod log holds log frames and the record (under 9 MiB in all, see
+ * kpar worker --send-logs) and some stderr */
 #define LOG_LIMIT (4 * KPAR_RECORD_MAX)
 /* how often the Jobs' status is read besides the pod watch, in seconds:
  * often while a failed pod's fate is unknown, rarely otherwise */
@@ -259,6 +260,8 @@ int kpar_k8s_job_json(const struct kpar_conf *c, const struct kpar_plan *p, cons
 	cJSON_AddStringToObject(ctr, "imagePullPolicy", "IfNotPresent");
 	/* appended to the image's entrypoint (kpar-worker worker --buckets-dir ...) */
 	args = cJSON_AddArrayToObject(ctr, "args");
+	/* each test's whole output comes back in the log, before the record */
+	cJSON_AddItemToArray(args, cJSON_CreateString("--send-logs"));
 	cJSON_AddItemToArray(args, cJSON_CreateString("--plan"));
 	cJSON_AddItemToArray(args, cJSON_CreateString(p->digest));
 	cJSON_AddItemToArray(args, cJSON_CreateString("--name"));

@@ -62,6 +62,13 @@ size_t kpar_dispatch_pending(const struct kpar_dispatch *d);
 int kpar_dispatch_verify(const struct kpar_dispatch *d, int bucket, const char *text, size_t len,
 			 struct kpar_bucket_result *r, char *why, size_t whylen);
 
+/* Keeps the whole outputs that log frames in a verified record's text
+ * (record.h; a pod sends them) carry for r's tests, as the local workers
+ * keep theirs: $(KPAR_STATE_DIR)/output/<id>.log, where the report finds
+ * them by digest. */
+void kpar_dispatch_keep_logs(const struct kpar_dispatch *d, const char *text, size_t len,
+			     const struct kpar_bucket_result *r);
+
 /* The outcome of one finished attempt of bucket b: failure is NULL when
  * the worker ended normally (its output is text[0..len)), else why it did
  * not (text may still hold its log).  where names the worker (a slot, a

@@ -7,9 +7,11 @@
 #include <string.h>
 
 #include "base/buf.h"
+#include "base/digest.h"
 #include "base/error.h"
 #include "run/backend.h"
 #include "run/record.h"
+#include "run/testlog.h"
 
 void kpar_dispatch_init(struct kpar_dispatch *d, const struct kpar_conf *c, const struct kpar_plan *p,
 			struct kpar_state *st, long long run, const unsigned char *collected,
@@ -99,6 +101,48 @@ int kpar_dispatch_verify(const struct kpar_dispatch *d, int bucket, const char *
 	if (rc < 0)
 		kpar_bucket_result_free(r);
 	return rc;
+}
+
+struct keep {
+	const struct kpar_dispatch *d;
+	const struct kpar_bucket_result *r;
+	char *dir;
+};
+
+static void keep_frame(void *arg, const char *data, size_t len)
+{
+	struct keep *k = arg;
+	unsigned char raw[KPAR_SHA256_LEN];
+	char digest[7 + 2 * KPAR_SHA256_LEN + 1] = "sha256:";
+	size_t i;
+
+	kpar_sha256(data, len, raw);
+	kpar_hex(raw, sizeof raw, digest + 7);
+	for (i = 0; i < k->r->ntests; i++) {
+		const struct kpar_test_result *t = &k->r->tests[i];
+
+		if (!t->full_log || strcmp(t->full_log, digest) != 0)
+			continue;
+		if (kpar_testlog_keep(k->dir, t->id, data, len) < 0) {
+			kpar_progress_line(k->d->prog, "kpar: bucket %d: the whole output of a test is "
+					   "not kept (its report shows the record's): %s",
+					   k->r->bucket, kpar_error_last());
+			kpar_error_clear();
+		}
+	}
+}
+
+void kpar_dispatch_keep_logs(const struct kpar_dispatch *d, const char *text, size_t len,
+			     const struct kpar_bucket_result *r)
+{
+	struct keep k = { d, r, kpar_conf_path(d->c, "output") };
+	size_t damaged = kpar_record_decode_logs(text, len, keep_frame, &k);
+
+	if (damaged)
+		kpar_progress_line(d->prog, "kpar: bucket %d: %zu damaged log frame%s ignored (the "
+				   "report shows the record's output for %s)", r->bucket, damaged,
+				   kpar_buf_plural(damaged), damaged == 1 ? "its test" : "their tests");
+	free(k.dir);
 }
 
 /* The progress line learns of a bucket that will not come back. */
@@ -205,6 +249,8 @@ int kpar_dispatch_record(struct kpar_dispatch *d, int bucket, const char *text, 
 		}
 		return rc < 0 ? rc : KPAR_BUCKET_LOST;
 	}
+	/* before the commit: a report of the committed results finds them */
+	kpar_dispatch_keep_logs(d, text, len, &r);
 	if ((rc = kpar_state_collect(d->st, d->run, &r)) < 0) {
 		kpar_bucket_result_free(&r);
 		return rc;

@@ -28,6 +28,17 @@
 
 #define HEADER_TAG "KPAR-RECORD "
 #define END_TAG "KPAR-RECORD-END"
+#define LOG_TAG "KPAR-LOG "
+#define LOG_END_TAG "KPAR-LOG-END"
+
+/* The two frame kinds share their layers; only the tags differ. */
+struct frame_kind {
+	const char *head;   /* header tag, with its space */
+	const char *end;
+	const char *what;   /* in messages */
+};
+static const struct frame_kind record_kind = { HEADER_TAG, END_TAG, "result record" };
+static const struct frame_kind log_kind = { LOG_TAG, LOG_END_TAG, "log frame" };
 #define FORMAT_VERSION 1
 #define ZSTD_LEVEL 3
 #define B64_IN_LINE 57   /* 57 bytes encode to exactly 76 columns */
@@ -409,25 +420,25 @@ static char *build_json(const struct kpar_bucket_result *r, const char *const *o
 	return json;
 }
 
-/* Encodes json into out (appending).  Returns the number of bytes added. */
-static int frame(const char *json, size_t jlen, struct kpar_buf *out)
+/* Encodes data into a frame of kind k, appended to out. */
+static int frame(const struct frame_kind *k, const char *data, size_t dlen, struct kpar_buf *out)
 {
-	size_t bound = ZSTD_compressBound(jlen), clen;
+	size_t bound = ZSTD_compressBound(dlen), clen;
 	unsigned char *z = kpar_xmalloc(bound);
 	char hex[KPAR_SHA256_HEX];
 	unsigned char sum[KPAR_SHA256_LEN];
 
-	clen = ZSTD_compress(z, bound, json, jlen, ZSTD_LEVEL);
+	clen = ZSTD_compress(z, bound, data, dlen, ZSTD_LEVEL);
 	if (ZSTD_isError(clen)) {
 		free(z);
-		return kpar_error_set(KPAR_EGENERIC, "result record: zstd: %s",
+		return kpar_error_set(KPAR_EGENERIC, "%s: zstd: %s", k->what,
 				      ZSTD_getErrorName(clen));
 	}
 	kpar_sha256(z, clen, sum);
 	kpar_hex(sum, sizeof sum, hex);
-	kpar_buf_printf(out, "%s%d zstd %zu %s\n", HEADER_TAG, FORMAT_VERSION, jlen, hex);
+	kpar_buf_printf(out, "%s%d zstd %zu %s\n", k->head, FORMAT_VERSION, dlen, hex);
 	b64_append(out, z, clen, 1);
-	kpar_buf_puts(out, END_TAG "\n");
+	kpar_buf_printf(out, "%s\n", k->end);
 	free(z);
 	return 0;
 }
@@ -497,7 +508,7 @@ int kpar_record_encode(const struct kpar_bucket_result *r, struct kpar_buf *out)
 
 		kpar_buf_clear(&enc);
 		if (jlen <= KPAR_RECORD_RAW_MAX)
-			rc = frame(json, jlen, &enc);
+			rc = frame(&record_kind, json, jlen, &enc);
 		free(json);
 		if (rc < 0)
 			goto done;
@@ -578,22 +589,25 @@ static int parse_size(const char **p, const char *end, unsigned long long *out)
 	return 0;
 }
 
-/* Parses "KPAR-RECORD <ver> zstd <raw-len> <hex64>".  Returns 1 when the
- * line is a header, 0 when it is not (log noise), -1 for a header of an
- * unsupported version (error set). */
-static int parse_header(const struct line *l, size_t lineno, unsigned long long *rawlen,
-			char hex[KPAR_SHA256_HEX])
+/* Parses "<TAG> <ver> zstd <raw-len> <hex64>" for frames of kind k.
+ * Returns 1 when the line is a header, 0 when it is not (log noise), -1
+ * for a header of an unsupported version (error set). */
+static int parse_header(const struct frame_kind *k, const struct line *l, size_t lineno,
+			unsigned long long *rawlen, char hex[KPAR_SHA256_HEX])
 {
-	const char *s = l->p + strlen(HEADER_TAG), *end = l->p + l->len;
+	const char *s, *end = l->p + l->len;
 	unsigned long long ver;
-	size_t i;
+	size_t i, taglen = strlen(k->head);
 
+	if (l->len < taglen || memcmp(l->p, k->head, taglen) != 0)
+		return 0;
+	s = l->p + taglen;
 	if (parse_size(&s, end, &ver) < 0 || s >= end || *s++ != ' ')
 		return 0;
 	if (ver != FORMAT_VERSION) {
-		kpar_error_set(KPAR_EINVAL, "result record at line %zu: unsupported "
+		kpar_error_set(KPAR_EINVAL, "%s at line %zu: unsupported "
 			       "format version %llu (this kpar reads version %d)",
-			       lineno, ver, FORMAT_VERSION);
+			       k->what, lineno, ver, FORMAT_VERSION);
 		return -1;
 	}
 	if ((size_t)(end - s) < 5 || memcmp(s, "zstd ", 5) != 0)
@@ -867,24 +881,27 @@ done:
 	return rc;
 }
 
-/* Decodes the record whose header is at l (already parsed). */
-static int decode_one(const char *end, const struct line *hdr, size_t lineno,
-		      unsigned long long rawlen, const char *hex,
-		      struct kpar_bucket_result *out)
+/* Decodes the body of the frame whose header is at hdr (already parsed)
+ * into *raw (rawlen bytes and a NUL; free it); *after is where the text
+ * after its end line starts. */
+static int decode_body(const struct frame_kind *k, const char *end, const struct line *hdr,
+		       size_t lineno, unsigned long long rawlen, const char *hex, char **raw,
+		       const char **after)
 {
 	struct kpar_buf b64 = KPAR_BUF_INIT;
 	unsigned char *z = NULL, sum[KPAR_SHA256_LEN];
-	char *json = NULL, got[KPAR_SHA256_HEX];
+	char *data = NULL, got[KPAR_SHA256_HEX];
 	unsigned long long fsize;
-	size_t zlen, n, ln = lineno;
+	size_t zlen, n, ln = lineno, endlen = strlen(k->end);
 	struct line l;
 	const char *p = hdr->next;
 	int rc = 0, ended = 0;
 
+	*raw = NULL;
 	while (next_line(p, end, &l)) {
 		p = l.next;
 		ln++;
-		if (l.len == strlen(END_TAG) && memcmp(l.p, END_TAG, l.len) == 0) {
+		if (l.len == endlen && memcmp(l.p, k->end, l.len) == 0) {
 			ended = 1;
 			break;
 		}
@@ -898,12 +915,13 @@ static int decode_one(const char *end, const struct line *hdr, size_t lineno,
 		}
 		kpar_buf_add(&b64, l.p, l.len);
 		if (b64.len > (size_t)KPAR_RECORD_MAX * 2) {
-			rc = kpar_error_set(KPAR_EINVAL, "line %zu: record body too long", ln);
+			rc = kpar_error_set(KPAR_EINVAL, "line %zu: %s body too long", ln, k->what);
 			goto done;
 		}
 	}
+	*after = p;
 	if (!ended) {
-		rc = kpar_error_set(KPAR_EINVAL, "truncated: no %s line", END_TAG);
+		rc = kpar_error_set(KPAR_EINVAL, "truncated: no %s line", k->end);
 		goto done;
 	}
 	if (b64_decode(b64.data ? b64.data : "", b64.len, &z, &zlen) < 0) {
@@ -933,8 +951,8 @@ static int decode_one(const char *end, const struct line *hdr, size_t lineno,
 				    "compressed frame holds %llu", rawlen, fsize);
 		goto done;
 	}
-	json = kpar_xmalloc((size_t)rawlen + 1);
-	n = ZSTD_decompress(json, (size_t)rawlen, z, zlen);
+	data = kpar_xmalloc((size_t)rawlen + 1);
+	n = ZSTD_decompress(data, (size_t)rawlen, z, zlen);
 	if (ZSTD_isError(n)) {
 		rc = kpar_error_set(KPAR_EINVAL, "zstd: %s", ZSTD_getErrorName(n));
 		goto done;
@@ -944,22 +962,21 @@ static int decode_one(const char *end, const struct line *hdr, size_t lineno,
 				    "decompressed %zu", rawlen, n);
 		goto done;
 	}
-	json[n] = '\0';
-	rc = from_json(json, n, out);
+	data[n] = '\0';
+	*raw = data;
+	data = NULL;
 done:
-	if (rc < 0) {
-		kpar_bucket_result_free(out);
-		kpar_error_prefix(rc, "result record at line %zu", lineno);
-	}
+	if (rc < 0)
+		kpar_error_prefix(rc, "%s at line %zu", k->what, lineno);
 	kpar_buf_free(&b64);
 	free(z);
-	free(json);
+	free(data);
 	return rc;
 }
 
 int kpar_record_decode(const char *text, size_t len, struct kpar_bucket_result *out)
 {
-	const char *p = text, *end = text + len;
+	const char *p = text, *end = text + len, *after;
 	char hex[KPAR_SHA256_HEX];
 	char first_err[2048] = "";
 	int first_rc = 0;
@@ -969,18 +986,24 @@ int kpar_record_decode(const char *text, size_t len, struct kpar_bucket_result *
 
 	memset(out, 0, sizeof *out);
 	while (next_line(p, end, &l)) {
+		char *json = NULL;
 		int h, rc;
 
 		lineno++;
 		p = l.next;
-		if (l.len < strlen(HEADER_TAG) || memcmp(l.p, HEADER_TAG, strlen(HEADER_TAG)) != 0)
-			continue;
-		h = parse_header(&l, lineno, &rawlen, hex);
+		h = parse_header(&record_kind, &l, lineno, &rawlen, hex);
 		if (h == 0)
 			continue;
-		rc = h < 0 ? KPAR_EINVAL : decode_one(end, &l, lineno, rawlen, hex, out);
-		if (rc == 0)
-			return 0;
+		rc = h < 0 ? KPAR_EINVAL : decode_body(&record_kind, end, &l, lineno, rawlen, hex,
+							&json, &after);
+		if (rc == 0) {
+			rc = from_json(json, (size_t)rawlen, out);
+			free(json);
+			if (rc == 0)
+				return 0;
+			kpar_bucket_result_free(out);
+			kpar_error_prefix(rc, "result record at line %zu", lineno);
+		}
 		/* Keep looking: a later copy may be intact; report the first damage. */
 		if (first_rc == 0) {
 			first_rc = rc;
@@ -991,6 +1014,51 @@ int kpar_record_decode(const char *text, size_t len, struct kpar_bucket_result *
 		return kpar_error_set(first_rc, "%s", first_err);
 	return kpar_error_set(KPAR_ENOTFOUND, "no result record (no '%s...' line) in %zu bytes "
 			      "of text", HEADER_TAG, len);
+}
+
+int kpar_record_encode_log(const char *data, size_t len, struct kpar_buf *out)
+{
+	if (len > KPAR_RECORD_RAW_MAX)
+		return kpar_error_set(KPAR_EINVAL, "log frame: %zu bytes exceed the limit of %u",
+				      len, KPAR_RECORD_RAW_MAX);
+	return frame(&log_kind, data ? data : "", len, out);
+}
+
+size_t kpar_record_decode_logs(const char *text, size_t len,
+			       void (*fn)(void *arg, const char *data, size_t len), void *arg)
+{
+	const char *p = text, *end = text + len, *after;
+	char hex[KPAR_SHA256_HEX];
+	unsigned long long rawlen;
+	size_t lineno = 0, damaged = 0;
+	struct line l;
+
+	/* a record without frames (every local one) costs one search */
+	if (!text || !memmem(text, len, LOG_TAG, strlen(LOG_TAG)))
+		return 0;
+	while (next_line(p, end, &l)) {
+		char *data = NULL;
+		int h;
+
+		lineno++;
+		p = l.next;
+		h = parse_header(&log_kind, &l, lineno, &rawlen, hex);
+		if (h == 0)
+			continue;
+		after = l.next;
+		if (h < 0 || decode_body(&log_kind, end, &l, lineno, rawlen, hex, &data, &after) < 0) {
+			damaged++;
+			kpar_error_clear();
+			continue;
+		}
+		fn(arg, data, (size_t)rawlen);
+		free(data);
+		/* past the frame: its base64 lines are not headers anyway, but
+		 * skipping them saves scanning megabytes twice */
+		for (; p < after; p++)
+			lineno += *p == '\n';
+	}
+	return damaged;
 }
 
 const char *kpar_record_skip_reason(const struct kpar_test_result *t, size_t max, size_t *len)

@@ -157,6 +157,24 @@ char *kpar_record_json(const struct kpar_bucket_result *r);
  * which line) when no later record in text is intact. */
 int kpar_record_decode(const char *text, size_t len, struct kpar_bucket_result *out);
 
+/* A test's whole output travels beside the record in log frames, encoded
+ * as the record is but under their own tags:
+ *
+ *   KPAR-LOG 1 zstd <raw-len> <sha256-hex-of-compressed>
+ *   <base64 lines>
+ *   KPAR-LOG-END
+ *
+ * A frame names no test: the receiver matches the SHA-256 of its content
+ * with a result's full_log, so a frame can only ever stand for the output
+ * its record vouches for, and a lost or damaged frame just leaves the
+ * record's own (trimmed) output.  Appends one frame holding data to out;
+ * KPAR_EINVAL above KPAR_RECORD_RAW_MAX bytes. */
+int kpar_record_encode_log(const char *data, size_t len, struct kpar_buf *out);
+/* Calls fn with the content of each intact log frame in text, in order;
+ * returns how many frames were damaged (skipped). */
+size_t kpar_record_decode_logs(const char *text, size_t len,
+			       void (*fn)(void *arg, const char *data, size_t len), void *arg);
+
 /* Appends data to out, cut to about max bytes: with head_and_tail, the
  * first and last max/2 bytes around a "\n[... N bytes trimmed ...]\n"
  * marker (failures: the cause is often at the start, the verdict at the

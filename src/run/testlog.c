@@ -95,6 +95,56 @@ void kpar_testlog_closing(const struct kpar_test_result *t, int bucket, const ch
 			t->attempts, bucket, worker ? worker : "?");
 }
 
+int kpar_testlog_create(const char *dir, const char *id, char **path_out)
+{
+	struct kpar_buf path = KPAR_BUF_INIT;
+	char *slash;
+	int fd, rc;
+
+	*path_out = NULL;
+	kpar_buf_printf(&path, "%s/", dir);
+	kpar_testlog_name(id, &path);
+	slash = strrchr(path.data, '/');
+	*slash = '\0';
+	rc = kpar_fs_mkdir_p(path.data, 0755);
+	*slash = '/';
+	if (rc < 0) {
+		kpar_buf_free(&path);
+		return rc;
+	}
+	/* a new file, not the old one truncated: the last report's log is a
+	 * link to the old one and stays as it was */
+	if (unlink(path.data) < 0 && errno != ENOENT) {
+		rc = kpar_error_errno(KPAR_EIO, "cannot replace '%s'", path.data);
+		kpar_buf_free(&path);
+		return rc;
+	}
+	fd = open(path.data, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		rc = kpar_error_errno(KPAR_EIO, "cannot create '%s'", path.data);
+		kpar_buf_free(&path);
+		return rc;
+	}
+	*path_out = kpar_buf_detach(&path, NULL);
+	return fd;
+}
+
+int kpar_testlog_keep(const char *dir, const char *id, const char *data, size_t len)
+{
+	char *path;
+	int fd = kpar_testlog_create(dir, id, &path), rc;
+
+	if (fd < 0)
+		return fd;
+	rc = kpar_fs_write_fully(fd, data, len);
+	if (close(fd) < 0 && rc == 0)
+		rc = kpar_error_errno(KPAR_EIO, "cannot write '%s'", path);
+	if (rc < 0)
+		unlink(path);   /* a torn copy would only fail its digest later */
+	free(path);
+	return rc;
+}
+
 /* Whether the file at path is still the one digest ("sha256:<hex>") names. */
 static int full_matches(const char *path, const char *digest)
 {
@@ -205,6 +255,66 @@ static int write_one(const char *root, const char *full_dir, const struct kpar_b
 	if (rc < 0)
 		kpar_error_prefix(rc, "log '%s'", path);
 	return rc;
+}
+
+static int digest_is(const char *data, size_t len, const char *digest)
+{
+	unsigned char raw[KPAR_SHA256_LEN];
+	char hex[2 * KPAR_SHA256_LEN + 1];
+
+	if (strncmp(digest, "sha256:", 7) != 0)
+		return 0;
+	kpar_sha256(data, len, raw);
+	kpar_hex(raw, sizeof raw, hex);
+	return strcmp(digest + 7, hex) == 0;
+}
+
+/* Frames of kpar_testlog_frames: those that matter most first. */
+static int frame_rank(const struct kpar_test_result *t)
+{
+	switch (t->status) {
+	case KPAR_FAIL: case KPAR_ERROR: case KPAR_XPASS: return 0;
+	case KPAR_FLAKY: return 1;
+	default: return 2;
+	}
+}
+
+size_t kpar_testlog_frames(const char *dir, const struct kpar_bucket_result *r, size_t budget,
+			   struct kpar_buf *out)
+{
+	struct kpar_buf name = KPAR_BUF_INIT, one = KPAR_BUF_INIT;
+	size_t i, left = 0, used = 0;
+	int rank;
+
+	for (rank = 0; rank <= 2; rank++) {
+		for (i = 0; i < r->ntests; i++) {
+			const struct kpar_test_result *t = &r->tests[i];
+			char *data = NULL;
+			size_t len = 0;
+
+			if (!t->full_log || frame_rank(t) != rank)
+				continue;
+			kpar_buf_clear(&name);
+			kpar_buf_printf(&name, "%s/", dir);
+			kpar_testlog_name(t->id, &name);
+			kpar_buf_clear(&one);
+			/* what the record vouches for, or nothing: a frame the
+			 * receiver cannot match is only bytes in the pod log */
+			if (kpar_fs_read_all(name.data, &data, &len) < 0 ||
+			    !digest_is(data, len, t->full_log) ||
+			    kpar_record_encode_log(data, len, &one) < 0 || used + one.len > budget) {
+				kpar_error_clear();
+				left++;
+			} else {
+				kpar_buf_add(out, one.data, one.len);
+				used += one.len;
+			}
+			free(data);
+		}
+	}
+	kpar_buf_free(&name);
+	kpar_buf_free(&one);
+	return left;
 }
 
 int kpar_testlog_write_all(const char *dir, const char *full_dir, struct kpar_bucket_result *const *res,

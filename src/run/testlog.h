@@ -4,10 +4,11 @@
  * The file holds everything the test printed, when a worker kept it whole
  * (worker.h's log_dir: the local backend's workers do, into
  * $(KPAR_STATE_DIR)/output/<id>.log, closing line included, and the record
- * names its digest; the log is then a hard link to it), or else the
- * output the record kept (all of it up to the record's limits:
- * 4 KiB of a passing test, 256 KiB of a failing one, head and tail: what
- * a Kubernetes pod sends back), then automake's closing line, e.g.
+ * names its digest; a pod's worker sends its files in log frames, kept
+ * there by the coordinator; the log is then a hard link to it), or else
+ * the output the record kept (all of it up to the record's limits:
+ * 4 KiB of a passing test, 256 KiB of a failing one, head and tail), then
+ * automake's closing line, e.g.
  *   FAIL: tests/io (exit status: 1, 0.52s, attempt 1, bucket 3, worker w2)
  *
  * An id becomes a path under logs/ component by component ('/' separates
@@ -30,6 +31,23 @@ void kpar_testlog_closing(const struct kpar_test_result *t, int bucket, const ch
 
 /* Appends "<mapped id>.log" (relative to logs/) to out. */
 void kpar_testlog_name(const char *id, struct kpar_buf *out);
+
+/* Creates dir/<mapped id>.log anew (its directories too) for writing:
+ * an existing file is unlinked first, never truncated, because the last
+ * report's log may be a hard link to it.  Returns the descriptor and sets
+ * *path (free it), or < 0 with the error set. */
+int kpar_testlog_create(const char *dir, const char *id, char **path);
+/* Writes data as dir/<mapped id>.log through kpar_testlog_create. */
+int kpar_testlog_keep(const char *dir, const char *id, const char *data, size_t len);
+
+/* Appends a log frame (record.h) for each test of r whose whole output a
+ * worker kept under dir and whose file still has the digest r names, as
+ * long as the frames stay within budget bytes: failures and errors first,
+ * then flaky tests, then the rest (a frame that does not fit is left out
+ * and a smaller one may still go).  Returns how many were left out; their
+ * reports show the record's output. */
+size_t kpar_testlog_frames(const char *dir, const struct kpar_bucket_result *r, size_t budget,
+			   struct kpar_buf *out);
 
 /* Replaces dir (e.g. report/logs) with one log per test of the results:
  * written beside it first, then swapped in, so a reader never sees half

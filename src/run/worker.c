@@ -223,36 +223,17 @@ static void full_write(struct ctx *cx, const char *data, size_t len)
 /* Starts the test's file under log_dir, named as its report log is. */
 static void full_open(struct ctx *cx, const char *id)
 {
-	struct kpar_buf path = KPAR_BUF_INIT;
-	char *slash;
-	int rc = 0;
-
 	cx->full_fd = -1;
 	if (!cx->o->log_dir || !*cx->o->log_dir)
 		return;
-	kpar_buf_printf(&path, "%s/", cx->o->log_dir);
-	kpar_testlog_name(id, &path);
-	slash = strrchr(path.data, '/');
-	*slash = '\0';
-	rc = kpar_fs_mkdir_p(path.data, 0755);
-	*slash = '/';
-	if (rc == 0) {
-		/* a new file, not the old one truncated: the last report's log
-		 * is a link to the old one and stays as it was */
-		if (unlink(path.data) < 0 && errno != ENOENT)
-			kpar_error_errno(KPAR_EIO, "cannot replace '%s'", path.data);
-		cx->full_fd = open(path.data, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-		if (cx->full_fd < 0)
-			kpar_error_errno(KPAR_EIO, "cannot create '%s'", path.data);
-	}
+	cx->full_fd = kpar_testlog_create(cx->o->log_dir, id, &cx->full_path);
 	if (cx->full_fd < 0) {
 		fprintf(stderr, "kpar: worker: the whole output of '%s' is not kept: %s\n", id,
 			kpar_error_last());
 		kpar_error_clear();
-		kpar_buf_free(&path);
+		cx->full_fd = -1;
 		return;
 	}
-	cx->full_path = kpar_buf_detach(&path, NULL);
 	cx->full_hash = kpar_sha256_new();
 	cx->full_last = '\n';
 }

@@ -144,6 +144,7 @@ static void adopt_records(const struct kpar_conf *c, struct kpar_dispatch *d)
 		path = kpar_xasprintf("%s/results/test-group-%zu.rec", c->state_dir, b);
 		if (kpar_fs_read_all(path, &text, &len) == 0 &&
 		    kpar_dispatch_verify(d, (int)b, text, len, &r, why, sizeof why) == 0) {
+			kpar_dispatch_keep_logs(d, text, len, &r);
 			if (kpar_state_collect(d->st, d->run, &r) == 0) {
 				d->done[b] = 1;
 				d->prog->done++;

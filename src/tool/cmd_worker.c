@@ -22,6 +22,7 @@
 #include "base/fs.h"
 #include "run/junit.h"
 #include "run/record.h"
+#include "run/testlog.h"
 #include "tool/cmds.h"
 #include "run/worker.h"
 
@@ -50,6 +51,10 @@ static const char usage_text[] =
 	"  --output FILE        write the record to FILE atomically instead of stdout\n"
 	"  --logs DIR           keep each test's whole output in DIR/<id>.log as well\n"
 	"                       (the record keeps 4 KiB of a pass, 256 KiB of a failure)\n"
+	"  --send-logs          keep each test's whole output in a private directory and\n"
+	"                       print it before the record as log frames (a pod does:\n"
+	"                       its log is the only way back), failures first, up to\n"
+	"                       about 9 MiB in all with the record\n"
 	"  --name NAME          worker name in the record (default: the host name)\n"
 	"  --progress           print a line per finished test on stderr\n"
 	"\n"
@@ -78,7 +83,7 @@ static const char usage_text[] =
 enum {
 	OPT_BUCKET_FILE = 256, OPT_BUCKET, OPT_BUCKETS_DIR, OPT_PLAN, OPT_ATTEMPT, OPT_ROOT,
 	OPT_WORKDIR, OPT_RUN_CMD, OPT_MODE, OPT_TIMEOUT, OPT_RETRIES, OPT_OUTPUT, OPT_NAME,
-	OPT_PROGRESS, OPT_DECODE, OPT_JUNIT, OPT_SERVE, OPT_LOGS, OPT_HELP
+	OPT_PROGRESS, OPT_DECODE, OPT_JUNIT, OPT_SERVE, OPT_LOGS, OPT_SEND_LOGS, OPT_HELP
 };
 
 static const struct option long_opts[] = {
@@ -100,6 +105,7 @@ static const struct option long_opts[] = {
 	{ "junit", required_argument, NULL, OPT_JUNIT },
 	{ "serve", no_argument, NULL, OPT_SERVE },
 	{ "logs", required_argument, NULL, OPT_LOGS },
+	{ "send-logs", no_argument, NULL, OPT_SEND_LOGS },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 }
 };
@@ -358,6 +364,27 @@ static int serve(struct kpar_worker_opts *o)
 	return rc;
 }
 
+/* The kubelet rotates a container log at 10 MiB (containerLogMaxSize) and
+ * serves only the newest file: frames and record stay under this, with
+ * room for what the worker says on stderr. */
+#define POD_LOG_BUDGET (9u << 20)
+
+/* A new directory for --send-logs under workdir (or $TMPDIR, /tmp). */
+static int private_dir(const char *workdir, char **out)
+{
+	const char *base = workdir && *workdir ? workdir : getenv("TMPDIR");
+	char *dir = kpar_xasprintf("%s/kpar-logs.XXXXXX", base && *base ? base : "/tmp");
+	int rc;
+
+	if (!mkdtemp(dir)) {
+		rc = kpar_error_errno(KPAR_EIO, "--send-logs: cannot create '%s'", dir);
+		free(dir);
+		return rc;
+	}
+	*out = dir;
+	return 0;
+}
+
 int kpar_cmd_worker(int argc, char **argv)
 {
 	struct kpar_worker_opts o;
@@ -367,8 +394,8 @@ int kpar_cmd_worker(int argc, char **argv)
 	struct kpar_buf rec = KPAR_BUF_INIT;
 	const char *bucket_file = NULL, *buckets_dir = NULL, *output = NULL, *env;
 	const char *junit_out = NULL;
-	char *dir_file = NULL, *label = NULL;
-	int bucket = 0, show_progress = 0, decode = 0, serving = 0, c, rc = 0;
+	char *dir_file = NULL, *label = NULL, *sent_dir = NULL;
+	int bucket = 0, show_progress = 0, decode = 0, serving = 0, send_logs = 0, c, rc = 0;
 
 	kpar_worker_opts_init(&o);
 	/* KPAR_RUN_CMD, KPAR_RUN_MODE, KPAR_TEST_TIMEOUT, KPAR_RETRIES (the
@@ -399,6 +426,7 @@ int kpar_cmd_worker(int argc, char **argv)
 		case OPT_ROOT: o.root = optarg; break;
 		case OPT_WORKDIR: o.workdir = optarg; break;
 		case OPT_LOGS: o.log_dir = optarg; break;
+		case OPT_SEND_LOGS: send_logs = 1; break;
 		case OPT_RUN_CMD: o.run_cmd = optarg; break;
 		case OPT_MODE: rc = parse_mode("--mode", optarg, &o.mode); break;
 		case OPT_TIMEOUT: rc = parse_seconds("--timeout", optarg, &o.timeout); break;
@@ -486,11 +514,35 @@ int kpar_cmd_worker(int argc, char **argv)
 		o.payload = label;
 	}
 
+	if (send_logs && !o.log_dir) {
+		/* a read-only file system costs the whole outputs, not the run */
+		if (private_dir(o.workdir, &sent_dir) < 0) {
+			fprintf(stderr, "kpar: worker: whole outputs are not sent: %s\n", kpar_error_last());
+			kpar_error_clear();
+			send_logs = 0;
+		}
+		o.log_dir = sent_dir;
+	}
 	rc = kpar_worker_run(&o, &ids, &res);
 	if (rc < 0)
 		goto fail;
 	if ((rc = kpar_record_encode(&res, &rec)) < 0)
 		goto fail;
+	if (send_logs) {
+		struct kpar_buf both = KPAR_BUF_INIT;
+		size_t left;
+
+		/* frames first: the record, the part that must arrive, ends the log */
+		left = kpar_testlog_frames(o.log_dir, &res,
+					   rec.len < POD_LOG_BUDGET ? POD_LOG_BUDGET - rec.len : 0, &both);
+		if (left)
+			fprintf(stderr, "kpar: worker: the whole output of %zu test%s is not sent (over "
+				"the pod log's %u bytes); the record keeps the start and end of it\n",
+				left, kpar_buf_plural(left), POD_LOG_BUDGET);
+		kpar_buf_add(&both, rec.data, rec.len);
+		kpar_buf_free(&rec);
+		rec = both;
+	}
 	if (output) {
 		if ((rc = kpar_fs_write_atomic(output, rec.data, rec.len)) < 0)
 			goto fail;
@@ -501,6 +553,10 @@ int kpar_cmd_worker(int argc, char **argv)
 fail:
 	if (rc < 0)
 		rc = kpar_tool_fail("worker", rc);
+	if (sent_dir) {
+		kpar_fs_remove_tree(sent_dir);
+		free(sent_dir);
+	}
 	kpar_bucket_result_free(&res);
 	kpar_buf_free(&rec);
 	kpar_strv_free(&ids);

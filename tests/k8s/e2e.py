@@ -107,9 +107,23 @@ def test_sleep_suite_200_same_as_local():
     c = cluster()
     proj = sleep_suite(tmpdir("kpar-k8s-sleep-"), 200, fail={7, 150}, skip={3, 99, 123},
                        seconds=lambda i: 0.02 * (i % 7))
+    # two chatty tests: more than the record keeps of a pass (4 KiB) and
+    # of a failure (256 KiB); their whole output must come back from the pods
+    # (a shell loop: the test image has no seq)
+    chatty = {"t/t010": (60000, 0), "t/t007": (80000, 1)}
+    for tid, (lines, rc) in chatty.items():
+        with open(os.path.join(proj, tid), "w") as f:
+            f.write("#!/bin/sh\necho first-line\ni=0\nwhile [ $i -lt %d ]; do echo \"line $i\"; i=$((i+1)); done\n"
+                    "echo last-line\nexit %d\n" % (lines, rc))
     make(proj, "k8s-test", "KPAR_WORKERS=4", ok=False, c=c)
     local = junit(proj)
     check(len(local) == 200, "200 tests: %d" % len(local))
+
+    def body(tid):
+        # the log without its closing line (bucket and worker differ)
+        with open(os.path.join(proj, ".kpar", "report", "logs", tid + ".log")) as f:
+            return f.read().rsplit("\n", 2)[0]
+    local_logs = {tid: body(tid) for tid in chatty}
     make(proj, "k8s-clean", c=c)
     p = make(proj, "k8s-test", *k8s_vars(c, "kpar-test/sleep", workers=6, KPAR_BUCKETS=24), ok=False, c=c)
     check(p.returncode == 2, "two tests fail: %d\n%s" % (p.returncode, p.stderr[-3000:]))
@@ -118,6 +132,12 @@ def test_sleep_suite_200_same_as_local():
                                                    if local.get(k) != remote.get(k)}))
     out = run([KPAR, "state", "tests-failed"], cwd=proj, env=make_env(c)).stdout.strip()
     check(out == "2", "2 failed in the state: %r" % out)
+    for tid in chatty:
+        got = body(tid)
+        check(got == local_logs[tid] and got.endswith("last-line") and len(got) > 250000,
+              "%s: the pod sent its whole output (%d bytes, %d locally)" % (tid, len(got), len(local_logs[tid])))
+        st = os.stat(os.path.join(proj, ".kpar", "report", "logs", tid + ".log"))
+        check(st.st_nlink >= 2, "%s: the report links the kept output, no copy" % tid)
 
 
 def db_collected(proj):

@@ -620,10 +620,100 @@ KPAR_TEST(testlog_write_all)
 	free(logs);
 }
 
+static char *sha256_of(const char *data)
+{
+	unsigned char raw[KPAR_SHA256_LEN];
+	char hex[2 * KPAR_SHA256_LEN + 1];
+
+	kpar_sha256(data, strlen(data), raw);
+	kpar_hex(raw, sizeof raw, hex);
+	return kpar_xasprintf("sha256:%s", hex);
+}
+
+static void collect_frame(void *arg, const char *data, size_t len)
+{
+	struct kpar_strv *v = arg;
+	char *s = kpar_xmalloc(len + 1);
+
+	memcpy(s, data, len);
+	s[len] = '\0';
+	kpar_strv_push(v, s);
+	free(s);
+}
+
+/* What a pod sends back: the kept outputs its record vouches for, failures
+ * first, within the budget; a file changed since its digest is not sent. */
+KPAR_TEST(testlog_frames)
+{
+	char dir[] = "/tmp/kpar-testlog-XXXXXX", *old, *p;
+	struct kpar_bucket_result r;
+	struct kpar_buf out = KPAR_BUF_INIT;
+	struct kpar_strv got = KPAR_STRV_INIT;
+	struct stat before, after;
+
+	CHECK(mkdtemp(dir) != NULL);
+	memset(&r, 0, sizeof r);
+	kpar_bucket_result_add(&r, "a pass", KPAR_PASS, 0, NULL, 0)->full_log = sha256_of("pass out\n");
+	kpar_bucket_result_add(&r, "sub/fail$", KPAR_FAIL, 0, NULL, 0)->full_log = sha256_of("fail out\n");
+	kpar_bucket_result_add(&r, "changed", KPAR_PASS, 0, NULL, 0)->full_log = sha256_of("as run\n");
+	kpar_bucket_result_add(&r, "no file kept", KPAR_PASS, 0, NULL, 0);
+	CHECK_OK(kpar_testlog_keep(dir, "a pass", "pass out\n", 9));
+	CHECK_OK(kpar_testlog_keep(dir, "sub/fail$", "fail out\n", 9));
+	CHECK_OK(kpar_testlog_keep(dir, "changed", "edited since\n", 13));
+
+	CHECK_INT(kpar_testlog_frames(dir, &r, 1u << 20, &out), 1);
+	CHECK_INT(kpar_record_decode_logs(out.data, out.len, collect_frame, &got), 0);
+	CHECK_INT(got.n, 2);
+	CHECK_STR(got.n > 0 ? got.v[0] : NULL, "fail out\n");
+	CHECK_STR(got.n > 1 ? got.v[1] : NULL, "pass out\n");
+
+	/* room for one frame: the failure's */
+	kpar_strv_free(&got);
+	kpar_buf_clear(&out);
+	CHECK_OK(kpar_record_encode_log("fail out\n", 9, &out));
+	{
+		size_t one = out.len;
+		kpar_buf_clear(&out);
+		CHECK_INT(kpar_testlog_frames(dir, &r, one + 1, &out), 2);
+	}
+	CHECK_INT(kpar_record_decode_logs(out.data, out.len, collect_frame, &got), 0);
+	CHECK_INT(got.n, 1);
+	CHECK_STR(got.n > 0 ? got.v[0] : NULL, "fail out\n");
+	kpar_buf_clear(&out);
+	CHECK_INT(kpar_testlog_frames(dir, &r, 0, &out), 3);
+	CHECK_INT(out.len, 0);
+
+	/* keep writes a new file: a link to the old one (the last report's
+	 * log) keeps the old text */
+	p = kpar_xasprintf("%s/a pass.log", dir);
+	old = kpar_xasprintf("%s/old.log", dir);
+	CHECK(link(p, old) == 0);
+	CHECK(stat(p, &before) == 0);
+	CHECK_OK(kpar_testlog_keep(dir, "a pass", "rerun\n", 6));
+	CHECK(stat(p, &after) == 0);
+	CHECK(before.st_ino != after.st_ino);
+	{
+		char *text = NULL;
+		CHECK_OK(kpar_fs_read_all(old, &text, NULL));
+		CHECK_STR(text, "pass out\n");
+		free(text);
+	}
+	/* a directory where its file should go: named in the error */
+	CHECK_INT(kpar_testlog_keep("/proc/self", "x", "y", 1) < 0, 1);
+	CHECK(strstr(kpar_error_last(), "/proc/self") != NULL);
+	kpar_error_clear();
+	free(p);
+	free(old);
+	kpar_strv_free(&got);
+	kpar_buf_free(&out);
+	kpar_bucket_result_free(&r);
+	kpar_fs_remove_tree(dir);
+}
+
 KPAR_TEST_MAIN(KPAR_CASE(shell_quote), KPAR_CASE(strv_sort_uniq), KPAR_CASE(write_if_changed_keeps_mtime),
 	       KPAR_CASE(rewrite_if_changed), KPAR_CASE(state_batch_commit),
 	       KPAR_CASE(digest), KPAR_CASE(testlist_ids), KPAR_CASE(testlist_cmd),
 	       KPAR_CASE(conf_env_and_options), KPAR_CASE(conf_image_and_registry),
 	       KPAR_CASE(state_runs_and_collect), KPAR_CASE(state_query_counts),
 	       KPAR_CASE(progress_heartbeat_in_plain_mode),
-	       KPAR_CASE(testlog_names), KPAR_CASE(testlog_write_all))
+	       KPAR_CASE(testlog_names), KPAR_CASE(testlog_write_all), KPAR_CASE(testlog_frames))

@@ -517,7 +517,84 @@ KPAR_TEST(skip_reason)
 	kpar_bucket_result_free(&r);
 }
 
+struct frames_seen {
+	size_t n;
+	struct kpar_buf got[4];
+};
+
+static void on_frame(void *arg, const char *data, size_t len)
+{
+	struct frames_seen *f = arg;
+
+	if (f->n < 4)
+		kpar_buf_add(&f->got[f->n], data, len);
+	f->n++;
+}
+
+/* Log frames ride in the same log as the record: each comes back byte for
+ * byte among log noise, a damaged one is skipped and counted (never handed
+ * over), and the record itself still decodes after them. */
+KPAR_TEST(log_frames)
+{
+	static const char binary[] = "a\0b\nKPAR-LOG-END\nKPAR-RECORD-END\n\xff";
+	struct kpar_bucket_result r, back;
+	struct kpar_buf log = KPAR_BUF_INIT, one = KPAR_BUF_INIT, big = KPAR_BUF_INIT;
+	struct frames_seen f;
+	size_t i, at;
+
+	memset(&f, 0, sizeof f);
+	for (i = 0; i < 20000; i++)
+		kpar_buf_printf(&big, "line %zu of a long and chatty passing test\n", i);
+	kpar_buf_puts(&log, "worker starting\nKPAR-LOG 1 zstd 12 nothex\n");
+	CHECK_OK(kpar_record_encode_log(big.data, big.len, &log));
+	kpar_buf_puts(&log, "a stderr line between frames\n");
+	CHECK_OK(kpar_record_encode_log(binary, sizeof binary - 1, &log));
+	CHECK_OK(kpar_record_encode_log("", 0, &log));
+	sample(&r);
+	CHECK_OK(kpar_record_encode(&r, &log));
+	CHECK_INT(kpar_record_decode_logs(log.data, log.len, on_frame, &f), 0);
+	CHECK_INT(f.n, 3);
+	CHECK(f.got[0].len == big.len && memcmp(f.got[0].data, big.data, big.len) == 0);
+	CHECK(f.got[1].len == sizeof binary - 1 && memcmp(f.got[1].data, binary, sizeof binary - 1) == 0);
+	CHECK_INT(f.got[2].len, 0);
+	/* compressed: 900 KB of repetitive output is a small part of the log */
+	CHECK(log.len < big.len / 4);
+	CHECK_OK(kpar_record_decode(log.data, log.len, &back));
+	check_equal(&r, &back);
+	kpar_bucket_result_free(&back);
+
+	/* one base64 character of the first frame changed: that frame is
+	 * refused by its checksum, the others still arrive */
+	for (i = 0; i < 4; i++)
+		kpar_buf_free(&f.got[i]);
+	memset(&f, 0, sizeof f);
+	kpar_buf_clear(&one);
+	kpar_buf_printf(&one, "\nKPAR-LOG 1 zstd %zu ", big.len);
+	CHECK(strstr(log.data, one.data) != NULL);
+	at = (size_t)(strstr(log.data, one.data) - log.data) + 1;
+	at += (size_t)((char *)memchr(log.data + at, '\n', log.len - at) - (log.data + at)) + 10;
+	log.data[at] = log.data[at] == 'A' ? 'B' : 'A';
+	CHECK_INT(kpar_record_decode_logs(log.data, log.len, on_frame, &f), 1);
+	CHECK_INT(f.n, 2);
+	CHECK(f.got[0].len == sizeof binary - 1);
+
+	/* a frame cut off before its end line is damaged too */
+	kpar_buf_clear(&one);
+	CHECK_OK(kpar_record_encode_log(big.data, big.len, &one));
+	CHECK_INT(kpar_record_decode_logs(one.data, one.len / 2, on_frame, &f), 1);
+	/* and a text without frames costs nothing and finds none */
+	CHECK_INT(kpar_record_decode_logs("KPAR-RECORD 1\n", 14, on_frame, &f), 0);
+	CHECK_INT(f.n, 2);
+	for (i = 0; i < 4; i++)
+		kpar_buf_free(&f.got[i]);
+	kpar_bucket_result_free(&r);
+	kpar_buf_free(&log);
+	kpar_buf_free(&one);
+	kpar_buf_free(&big);
+}
+
 KPAR_TEST_MAIN(KPAR_CASE(status_names), KPAR_CASE(add_defaults), KPAR_CASE(round_trip),
 	       KPAR_CASE(embedded_in_log), KPAR_CASE(damage_detected), KPAR_CASE(utf8),
 	       KPAR_CASE(trim), KPAR_CASE(trimmed_under_cap), KPAR_CASE(compressible_output_kept),
-	       KPAR_CASE(too_many_tests), KPAR_CASE(bad_json_fields), KPAR_CASE(skip_reason))
+	       KPAR_CASE(too_many_tests), KPAR_CASE(bad_json_fields), KPAR_CASE(full_log_digest),
+	       KPAR_CASE(skip_reason), KPAR_CASE(log_frames))
