@@ -334,34 +334,41 @@ static int prune_buckets(const char *dir, size_t n)
 	return rc;
 }
 
-static int write_plan(const struct kpar_conf *c, struct kpar_plan *p, int *changed)
+int kpar_plan_write_buckets(const struct kpar_conf *c, const struct kpar_plan *p)
 {
-	char *dir = kpar_conf_path(c, "buckets"), *path = NULL, *text = NULL;
-	cJSON *root = cJSON_CreateObject(), *arr;
-	size_t i, j;
+	char *dir = kpar_conf_path(c, "buckets"), *path;
+	struct kpar_buf b = KPAR_BUF_INIT;
+	char name[64];
+	size_t i;
 	int rc;
 
 	if ((rc = kpar_fs_mkdir_p(dir, 0755)) < 0)
 		goto done;
-	for (i = 0; i < p->nbuckets; i++) {
-		struct kpar_buf b = KPAR_BUF_INIT;
-		char name[64];
+	for (i = 0; i < p->nbuckets && rc >= 0; i++) {
 		snprintf(name, sizeof name, "test-group-%zu", i + 1);
-		free(path);
 		path = kpar_fs_join(dir, name);
+		kpar_buf_clear(&b);
 		kpar_testlist_format(&p->buckets[i].tests, &b);
-		/* In place: this function compares every bucket file with the
-		 * plan each time it runs, so one torn by a kill or a power cut
-		 * is written again before any run; the local backend hands
-		 * workers their tests itself; plan.json, written last, is
-		 * atomic. */
-		rc = kpar_fs_rewrite_if_changed(path, b.data, b.len);
-		kpar_buf_free(&b);
-		if (rc < 0)
-			goto done;
+		/* atomic: `make -j` may write them for one bucket while a
+		 * worker reads them for another */
+		rc = kpar_fs_write_if_changed(path, b.data, b.len);
+		free(path);
 	}
-	if ((rc = prune_buckets(dir, p->nbuckets)) < 0)
-		goto done;
+	if (rc >= 0)
+		rc = prune_buckets(dir, p->nbuckets);
+done:
+	kpar_buf_free(&b);
+	free(dir);
+	return rc < 0 ? rc : 0;
+}
+
+static int write_plan(const struct kpar_conf *c, struct kpar_plan *p, int *changed)
+{
+	char *path = kpar_conf_path(c, "plan.json"), *text;
+	cJSON *root = cJSON_CreateObject(), *arr;
+	size_t i, j;
+	int rc;
+
 	cJSON_AddNumberToObject(root, "kpar_plan", PLAN_FORMAT);
 	cJSON_AddStringToObject(root, "key", p->key);
 	cJSON_AddStringToObject(root, "plan", p->digest);
@@ -386,8 +393,6 @@ static int write_plan(const struct kpar_conf *c, struct kpar_plan *p, int *chang
 		cJSON_AddItemToArray(arr, b);
 	}
 	text = cJSON_Print(root);
-	free(path);
-	path = kpar_conf_path(c, "plan.json");
 	{
 		struct kpar_buf b = KPAR_BUF_INIT;
 		kpar_buf_puts(&b, text);
@@ -397,12 +402,16 @@ static int write_plan(const struct kpar_conf *c, struct kpar_plan *p, int *chang
 	}
 	if (rc >= 0) {
 		*changed = rc;
-		rc = 0;
+		/* the bucket files of the last plan are wrong now; who needs
+		 * them writes them from this one (kpar_plan_write_buckets) */
+		if (rc) {
+			char *dir = kpar_conf_path(c, "buckets");
+			rc = prune_buckets(dir, 0);
+			free(dir);
+		}
 	}
-done:
 	cJSON_Delete(root);
 	free(text);
-	free(dir);
 	free(path);
 	return rc;
 }
@@ -821,7 +830,7 @@ int kpar_plan_make(const struct kpar_conf *c, struct kpar_plan *out, int *change
 
 	/* Same key as the plan on disk: keep it (see plan.h). */
 	if (kpar_plan_load(plan_path, out) == 0 && strcmp(out->key, key) == 0) {
-		/* Rewriting is a no-op unless a bucket file was lost or edited. */
+		/* Rewriting is a no-op unless plan.json was lost or edited. */
 		rc = write_plan(c, out, changed);
 		goto done;
 	}

@@ -51,6 +51,10 @@ struct kpar_plan {
  * measured cost, else 1..16, fewer for dearer pods and better estimates. */
 size_t kpar_plan_buckets_per_worker(double start_cost, double work_per_worker, double known);
 void kpar_plan_free(struct kpar_plan *p);
+/* Writes <state-dir>/buckets/test-group-1..N for p (each atomically, only
+ * when its bytes change) and removes any past N: an image, or a worker run
+ * by hand, reads exactly this plan. */
+int kpar_plan_write_buckets(const struct kpar_conf *c, const struct kpar_plan *p);
 /* Reads plan.json; errors name the file. */
 int kpar_plan_load(const char *path, struct kpar_plan *out);
 /* How many buckets a plan has when KPAR_BUCKETS is not set: one per test
@@ -58,7 +62,10 @@ int kpar_plan_load(const char *path, struct kpar_plan *out);
  * so the tail is one test long), else 8 per worker. */
 size_t kpar_plan_default_buckets(const struct kpar_conf *c, size_t ntests);
 /* Makes (or keeps) the plan for the configuration; *changed set to 1 when
- * plan.json was rewritten. */
+ * plan.json was rewritten.  A new plan removes the last one's bucket files
+ * and writes none: the local backend hands workers their tests itself, and
+ * a thousand one-test files cost a first run a tenth of a second of inode
+ * creation; readers of the files write them with kpar_plan_write_buckets. */
 int kpar_plan_make(const struct kpar_conf *c, struct kpar_plan *out, int *changed);
 /* Whether kpar_plan_make would write a new plan (*stale = 1) or keep
  * plan.json (0), without writing anything or creating the state dir: the

@@ -23,6 +23,7 @@
 #include "image/imageref.h"
 #include "image/layer.h"
 #include "image/registry.h"
+#include "run/plan.h"
 #include "tool/cmds.h"
 
 static const char usage[] =
@@ -277,6 +278,23 @@ static int build(struct opts *o, struct kpar_conf *c)
 	if (o->buckets) {
 		buckets = kpar_xstrdup(o->buckets);
 	} else {
+		/* the plan writes no bucket files (plan.h): the image's are
+		 * written here from the plan it carries */
+		struct kpar_plan plan;
+		char *path = kpar_conf_path(c, "plan.json");
+
+		memset(&plan, 0, sizeof plan);
+		if (kpar_fs_exists(path)) {
+			rc = kpar_plan_load(path, &plan);
+			if (rc == 0)
+				rc = kpar_plan_write_buckets(c, &plan);
+			kpar_plan_free(&plan);
+			if (rc < 0) {
+				free(path);
+				goto done;
+			}
+		}
+		free(path);
 		p = kpar_conf_path(c, "buckets");
 		if (kpar_fs_exists(p))
 			buckets = p;

@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/conf.h"
@@ -12,15 +13,17 @@
 static const char usage[] =
 	"usage: kpar plan [--workers N] [--buckets N] [--hints FILE] [--test-inputs FILES] ...\n"
 	"Splits <state-dir>/tests.list into buckets of similar expected duration (from the\n"
-	"duration history in <state-dir>/state.db) and writes <state-dir>/plan.json and\n"
-	"<state-dir>/buckets/test-group-1..N, each only when its content changes.\n"
-	"  --check   write nothing; print \"stale\" when plan.json would change (make -q, -n)\n";
+	"duration history in <state-dir>/state.db) and writes <state-dir>/plan.json, only\n"
+	"when its content changes.\n"
+	"  --check          write nothing; print \"stale\" when plan.json would change (make -q, -n)\n"
+	"  --write-buckets  write <state-dir>/buckets/test-group-1..N from plan.json as it is\n"
+	"                   (a worker run by hand reads them; `kpar image` writes them itself)\n";
 
 int kpar_cmd_plan(int argc, char **argv)
 {
 	struct kpar_conf c;
 	struct kpar_plan p;
-	int i, rc, changed = 0, check = 0;
+	int i, rc, changed = 0, check = 0, write_buckets = 0;
 
 	memset(&p, 0, sizeof p);
 	if ((rc = kpar_conf_load(&c)) < 0)
@@ -35,12 +38,27 @@ int kpar_cmd_plan(int argc, char **argv)
 			check = 1;
 			continue;
 		}
+		if (strcmp(argv[i], "--write-buckets") == 0) {
+			write_buckets = 1;
+			continue;
+		}
 		if ((rc = kpar_conf_option(&c, argc, argv, &i)) < 0)
 			goto fail;
 		if (rc == 0) {
 			rc = kpar_error_set(KPAR_EINVAL, "unexpected argument '%s'", argv[i]);
 			goto fail;
 		}
+	}
+	if (write_buckets) {
+		char *path = kpar_conf_path(&c, "plan.json");
+
+		rc = kpar_plan_load(path, &p);
+		free(path);
+		if (rc == 0)
+			rc = kpar_plan_write_buckets(&c, &p);
+		if (rc < 0)
+			goto fail;
+		goto done;
 	}
 	if (check) {
 		int stale;

@@ -12,11 +12,21 @@ cat out1
 expect_eq "$rc" 0 "first make k8s-test exit status"
 expect_grep '^8 tests: 7 passed, 0 failed, 0 errors, 1 skipped, 0 flaky' out1
 expect_grep 'verdict: PASS' out1
-[ -f .kpar/buckets/test-group-1 ] || fail "no bucket files"
+# The local backend hands its workers their tests: no bucket file is
+# written, until one is asked for; then all of them are, each test once.
+[ ! -e .kpar/buckets/test-group-1 ] || fail "bucket files written for the local backend"
+kmake .kpar/buckets/test-group-1 KPAR_WORKERS=3 >outb 2>&1 || { cat outb; fail "make a bucket file"; }
+nb=$(python3 -c 'import json, sys; print(len(json.load(open(sys.argv[1]))["buckets"]))' .kpar/plan.json)
+expect_eq "$(ls .kpar/buckets | wc -l)" "$nb" "bucket files written on demand"
 for t in greet_basic greet_fixture greet_overflow sum_small sum_medium sum_large strict_mode network_only; do
 	c=$(grep -c "^tests/$t\$" .kpar/buckets/test-group-*  | awk -F: '{s+=$2} END {print s}')
 	expect_eq "$c" 1 "tests/$t in bucket files"
 done
+# one bucket run by hand, as its result record
+b=$(grep -l '^tests/sum_small$' .kpar/buckets/test-group-* | sed 's/.*-//')
+kmake ".kpar/results/test-group-$b.rec" KPAR_WORKERS=3 >outr 2>&1 || { cat outr; fail "run one bucket by hand"; }
+"$KPAR_BIN" worker --decode ".kpar/results/test-group-$b.rec" >dec 2>&1 || { cat dec; fail "decode"; }
+expect_grep 'tests/sum_small' dec
 junit_tests .kpar/report/junit.xml > junit1
 expect_eq "$(wc -l < junit1)" 8 "testcases in junit.xml"
 expect_grep '^skipped	tests/network_only$' junit1

@@ -72,6 +72,12 @@ KPAR_TEST(kept_while_key_holds)
 
 	setup_conf(&c, "k", "x1\nx2\nx3\nx4\nx5\nx6\nx7\nx8\nx9\n");
 	CHECK_OK(kpar_plan_make(&c, &p1, &changed));
+	/* bucket files only when asked for */
+	g8 = kpar_conf_path(&c, "buckets/test-group-8");
+	CHECK(!kpar_fs_exists(g8));
+	CHECK_OK(kpar_plan_write_buckets(&c, &p1));
+	CHECK(kpar_fs_exists(g8));
+	free(g8);
 	/* New history would split differently, but the inputs are the same:
 	 * the plan (and so every collected result) stays valid. */
 	CHECK_OK(kpar_state_open(&st, c.state_dir, 0));
@@ -105,15 +111,33 @@ KPAR_TEST(kept_while_key_holds)
 	CHECK_STR(p1.digest, p2.digest);
 	kpar_plan_free(&p2);
 
-	/* Fewer buckets: stale bucket files go, the new split uses the history. */
+	/* the kept plan kept its bucket files */
+	g8 = kpar_conf_path(&c, "buckets/test-group-8");
+	CHECK(kpar_fs_exists(g8));
+	free(g8);
+
+	/* Fewer buckets: the old plan's bucket files go, the new split uses
+	 * the history; written, they are exactly the new plan's. */
 	c.buckets = 2;
 	CHECK_OK(kpar_plan_make(&c, &p2, &changed));
 	CHECK_INT(changed, 1);
 	CHECK_INT(p2.nbuckets, 2);
 	CHECK_INT(p2.buckets[0].tests.n, 1);        /* x9 (500 s) alone, longest first */
 	CHECK_STR(p2.buckets[0].tests.v[0], "x9");
+	g8 = kpar_conf_path(&c, "buckets/test-group-1");
+	CHECK(!kpar_fs_exists(g8));
+	free(g8);
+	CHECK_OK(kpar_plan_write_buckets(&c, &p2));
 	g8 = kpar_conf_path(&c, "buckets/test-group-8");
 	CHECK(!kpar_fs_exists(g8));
+	free(g8);
+	g8 = kpar_conf_path(&c, "buckets/test-group-1");
+	{
+		char *text = NULL;
+		CHECK_OK(kpar_fs_read_all(g8, &text, NULL));
+		CHECK_STR(text, "x9\n");
+		free(text);
+	}
 	free(g8);
 	g8 = kpar_conf_path(&c, "buckets/test-group-2");
 	CHECK(kpar_fs_exists(g8));
