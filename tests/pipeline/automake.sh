@@ -5,7 +5,8 @@
 # check_PROGRAMS and check_SCRIPTS built first, tests in srcdir from a VPATH
 # build, XFAIL and XPASS, a skip, a hard error with and without
 # DISABLE_HARD_ERRORS, TAP tests through automake's tap-driver.sh with
-# one result per subtest, a compiled test with a registered extension, and
+# one result per subtest, TAP scripts in XFAIL_TESTS whose subtests are
+# each XFAIL or XPASS, a compiled test with a registered extension, and
 # the same again with EXEEXT set); and a recursive package
 # (tests/automake/subdirs), whose SUBDIRS' tests run as one suite.
 . "${KPAR_TOP_SRCDIR}/tests/lib/common.sh"
@@ -44,7 +45,8 @@ verdicts() {
 	diff -u "$what.check" "$what.kpar" || fail "$what: make check and make k8s-test disagree"
 	# each TAP subtest a result of its own, as the driver's .trs has it
 	python3 "$KPAR_TOP_SRCDIR/tests/lib/am_verdicts.py" subs . "$exts" --exeext="$exeext" \
-		ok.tap bad.tap skipall.tap >"$what.check.subs" || fail "$what: reading the TAP .trs and .log files"
+		ok.tap bad.tap skipall.tap xmixed.tap xall.tap >"$what.check.subs" ||
+		fail "$what: reading the TAP .trs and .log files"
 	python3 "$KPAR_TOP_SRCDIR/tests/lib/am_verdicts.py" junitsubs .kpar/report/junit.xml >"$what.kpar.subs" ||
 		fail "$what: reading junit.xml's subtests"
 	diff -u "$what.check.subs" "$what.kpar.subs" || fail "$what: make check's and kpar's TAP subtests disagree"
@@ -65,27 +67,42 @@ plain.test	PASS
 skip.sh	SKIP
 skipall.tap	SKIP
 wrapped.ct	PASS
+xall.tap	PASS
 xfail.sh	XFAIL
+xmixed.tap	FAIL
 xpass.sh	XPASS
 TXT
 diff -u want hard.kpar || fail "verdicts are not automake's"
 # The TAP subtests, as automake's test-suite.log words them: a failing one,
 # an ok TODO (XPASS: a failure for automake, unlike prove), a TODO, a SKIP;
 # a skip-all has none.
+# In XFAIL_TESTS the driver is told --expect-failure yes, as make check
+# tells it: each subtest that does not pass is XFAIL, each one that does
+# XPASS, so xmixed.tap fails (global FAIL) and xall.tap passes.
 printf '%s\t%s\t%s\t%s\n' bad.tap 1 PASS '' bad.tap 2 FAIL broken bad.tap 3 XPASS surprise \
-	ok.tap 1 PASS first ok.tap 2 XFAIL later ok.tap 3 SKIP '' > want.subs
+	ok.tap 1 PASS first ok.tap 2 XFAIL later ok.tap 3 SKIP '' \
+	xall.tap 1 XFAIL broken xall.tap 2 XFAIL 'broken too' xall.tap 3 SKIP '' \
+	xmixed.tap 1 XFAIL 'still broken' xmixed.tap 2 XPASS mended > want.subs
 diff -u want.subs hard.kpar.subs || fail "TAP subtests are not automake's"
 expect_grep '<testcase name="2 - later" classname="ok.tap">' .kpar/report/junit.xml
 expect_grep '<skipped message="TODO: not yet"/>' .kpar/report/junit.xml
 expect_grep '<skipped message="no network"/>' .kpar/report/junit.xml
 expect_grep '<failure message="XPASS: fixed by accident" type="failure">' .kpar/report/junit.xml
 expect_grep '^    not ok 2 - broken$' hard.kpar.out
-expect_grep '^6 subtests in 2 tests: 2 passed, 2 failed, 1 skipped, 1 todo \(0 passed\)$' hard.kpar.out
+expect_grep '^11 subtests in 4 tests: 2 passed, 3 failed, 2 skipped, 4 todo \(0 passed\)$' hard.kpar.out
+expect_grep '^FAIL: xmixed\.tap  ' hard.kpar.out
+expect_grep '<failure message="XPASS" type="failure">' .kpar/report/junit.xml
 expect_grep '^  skipall\.tap  \(why: no device\)' hard.kpar.out
 # The summary speaks automake's words, and counts XPASS as a failure.
+# test-driver's global XFAIL and XPASS are kpar's xfail and xpass; the
+# exit status shown is the run command's (the result's: XFAIL 0, XPASS
+# 1), the test's own is in the driver's closing line, kept for them.
 expect_grep '^XPASS \(passed, expected to fail\): xpass\.sh' hard.kpar.out
-expect_grep '^  xfail\.sh  \(exit 1' hard.kpar.out
-expect_grep '^14 tests: 8 passed, 2 failed, 1 error, 2 skipped, 0 flaky  \|  expected failures: 1 xfail, 1 xpass' hard.kpar.out
+expect_grep '^  xfail\.sh  \(exit 0' hard.kpar.out
+expect_grep '^XFAIL xfail\.sh \(exit status: 1\)$' .kpar/report/logs/xfail.sh.log
+expect_grep '^ *XPASS xpass\.sh \(exit status: 0\)$' hard.kpar.out
+expect_no_grep '^PASS pass\.sh \(exit status' .kpar/report/logs/pass.sh.log "the driver's closing line of a PASS"
+expect_grep '^16 tests: 9 passed, 3 failed, 1 error, 2 skipped, 0 flaky  \|  expected failures: 1 xfail, 1 xpass' hard.kpar.out
 # a skip's reason is the test's last line, not the driver's
 expect_grep '^  skip\.sh  \(SKIP: not on this machine\)' hard.kpar.out
 expect_grep '<failure message="XPASS: passed, but expected to fail" type="xpass"/>' .kpar/report/junit.xml
