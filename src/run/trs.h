@@ -5,11 +5,17 @@
  * SKIP, XFAIL, XPASS, ERROR, the text the result's name or description
  * (the harness ignores it; kpar.mk fills it in from the driver's own
  * "RESULT: test text" lines, e.g. tap-driver's "2 - broken # TODO why").
- * Other fields (:global-test-result:, :recheck:, ...) are not read.
+ * Of the other fields only :global-test-result: is read (:recheck:, ...
+ * are not).
  *
  * The verdict, as automake's summary sums a script up: any ERROR (or an
  * unknown result, or none at all) an error, else any FAIL or XPASS a
- * failure, else all SKIP a skip, else a pass.
+ * failure, else all SKIP a skip, else a pass.  A :global-test-result: of
+ * XFAIL (test-driver's for an XFAIL_TESTS test that failed) makes that
+ * pass KPAR_XFAIL, one of XPASS the failure KPAR_XPASS, the words kpar's
+ * summary and JUnit give automake's expected failures; any other global
+ * result (tap-driver's PASS, FAIL, SKIP or ERROR, also for an XFAIL_TESTS
+ * script, whose results are each XFAIL or XPASS) leaves the sum.
  *
  * The subtests: one per result, unless there is one result only with no
  * text or a text starting "- " (the script's own: test-driver's result,
@@ -28,9 +34,11 @@
 #include "run/record.h"
 
 struct kpar_trs_result {
-	enum kpar_status verdict;      /* KPAR_PASS, KPAR_FAIL, KPAR_SKIP or KPAR_ERROR */
-	char *explanation;             /* skip: the reason (may be NULL); fail, error:
-					  the results that decided it; NULL for a pass */
+	enum kpar_status verdict;      /* KPAR_PASS, KPAR_FAIL, KPAR_SKIP, KPAR_ERROR,
+					  KPAR_XFAIL or KPAR_XPASS */
+	char *explanation;             /* skip: the reason (may be NULL); fail, xpass,
+					  error: the results that decided it; NULL for a
+					  pass or an xfail */
 	struct kpar_subtest *subtests; /* see above; NULL when none */
 	size_t nsubtests;
 	size_t nresults;               /* :test-result: lines read */

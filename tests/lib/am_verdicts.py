@@ -2,10 +2,10 @@
 kpar's JUnit report, in automake's words, for comparing them.
 
     am_verdicts.py trs BUILDDIR 'TEST_EXTENSIONS' [--exeext=EXT] TEST...
-        one "test<TAB>RESULT" line per test, from its .trs file
-        (the log name automake gives it: $(EXEEXT) is stripped, then a
-        registered extension is replaced by .trs, else .trs is
-        appended); a test with no .trs is NONE
+        one "test<TAB>RESULT" line per test, its .trs file's
+        :global-test-result: (the log name automake gives it: $(EXEEXT)
+        is stripped, then a registered extension is replaced by .trs,
+        else .trs is appended); a test with no .trs is NONE
     am_verdicts.py junit JUNIT.xml
         the same from kpar's junit.xml (the status property of each
         test's own testcase, classname kpar)
@@ -20,9 +20,9 @@ kpar's JUnit report, in automake's words, for comparing them.
         failure says FAIL, or XPASS or ERROR when its message starts so;
         a skip SKIP, or XFAIL for a TODO)
 
-A .trs with several results (a TAP driver) is summed up as automake's
-test-suite.log does: ERROR, else FAIL, else XPASS, else PASS, XFAIL or
-SKIP when all are.
+A .trs without a :global-test-result: line (no automake driver leaves
+it out) is summed up from its results: ERROR, else FAIL, else XPASS,
+else PASS, XFAIL or SKIP when all are.
 """
 import os
 import re
@@ -124,7 +124,7 @@ def from_trs(builddir, exts, tests, exeext=''):
     out = {}
     for t in tests:
         path = os.path.join(builddir, trs_name(t, exts, exeext))
-        res = set()
+        res, glob = set(), None
         try:
             with open(path, encoding='utf-8', errors='replace') as f:
                 for line in f:
@@ -132,9 +132,13 @@ def from_trs(builddir, exts, tests, exeext=''):
                         words = line.split(':', 2)[2].split()
                         if words:
                             res.add(words[0])
+                    elif line.startswith(':global-test-result:'):
+                        words = line.split(':', 2)[2].split()
+                        if words:
+                            glob = words[0]
         except FileNotFoundError:
             pass
-        out[t] = summed(res)
+        out[t] = glob or summed(res)
     return out
 
 

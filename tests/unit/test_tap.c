@@ -650,8 +650,63 @@ KPAR_TEST(trs_script_own_result)
 	CHECK_HAS(kpar_error_last(), "/tmp/kpar-no-such-dir-x/a.trs");
 }
 
+/* --expect-failure yes (XFAIL_TESTS): test-driver's global XFAIL and
+ * XPASS are kpar's xfail and xpass; tap-driver's results are each XFAIL
+ * or XPASS and its global result, the sum's, stays as it is. */
+KPAR_TEST(trs_expected_failures)
+{
+	struct kpar_trs_result r;
+
+	trs(":test-result: XFAIL\n:global-test-result: XFAIL\n:recheck: no\n", &r);
+	CHECK(r.verdict == KPAR_XFAIL && r.nsubtests == 0 && r.explanation == NULL);
+	kpar_trs_result_free(&r);
+	trs(":test-result: XPASS\n:global-test-result: XPASS\n:recheck: yes\n", &r);
+	CHECK(r.verdict == KPAR_XPASS && r.nsubtests == 0);
+	CHECK_HAS(r.explanation, "XPASS");
+	kpar_trs_result_free(&r);
+	/* the global line may come first, as tap-driver writes it */
+	trs(":global-test-result:  XFAIL \n:test-result: XFAIL\n", &r);
+	CHECK_INT(r.verdict, KPAR_XFAIL);
+	kpar_trs_result_free(&r);
+	/* without the global line, an XFAIL alone is a pass, an XPASS a failure */
+	trs(":test-result: XFAIL\n", &r);
+	CHECK_INT(r.verdict, KPAR_PASS);
+	kpar_trs_result_free(&r);
+	trs(":test-result: XPASS\n", &r);
+	CHECK_INT(r.verdict, KPAR_FAIL);
+	kpar_trs_result_free(&r);
+	/* tap-driver, an XFAIL_TESTS script: a failing and a passing subtest
+	 * make an XPASS, so the script fails (global FAIL), its subtests the
+	 * one a todo, the other a failure saying XPASS */
+	trs(":global-test-result: FAIL\n:test-result: XFAIL 1 - still broken\n"
+	    ":test-result: XPASS 2 - mended\n", &r);
+	CHECK_INT(r.verdict, KPAR_FAIL);
+	CHECK_INT(r.nsubtests, 2);
+	CHECK_INT(r.subtests[0].status, KPAR_SUB_TODO_FAIL);
+	CHECK_INT(r.subtests[1].status, KPAR_SUB_FAIL);
+	CHECK_STR(r.subtests[1].reason, "XPASS");
+	CHECK_HAS(r.explanation, "XPASS 2 - mended");
+	kpar_trs_result_free(&r);
+	/* all XFAIL or SKIP: a pass, as tap-driver's global PASS */
+	trs(":global-test-result: PASS\n:test-result: XFAIL 1 - a\n:test-result: SKIP 2 # SKIP b\n", &r);
+	CHECK(r.verdict == KPAR_PASS && r.nsubtests == 2);
+	kpar_trs_result_free(&r);
+	/* a global word that contradicts the results does not win over them:
+	 * automake counts the results */
+	trs(":global-test-result: XFAIL\n:test-result: FAIL\n", &r);
+	CHECK_INT(r.verdict, KPAR_FAIL);
+	kpar_trs_result_free(&r);
+	trs(":global-test-result: XPASS\n:test-result: ERROR - bad\n", &r);
+	CHECK_INT(r.verdict, KPAR_ERROR);
+	kpar_trs_result_free(&r);
+	trs(":global-test-result: XFAILED\n:test-result: PASS\n", &r);
+	CHECK_INT(r.verdict, KPAR_PASS);
+	kpar_trs_result_free(&r);
+}
+
 KPAR_TEST_MAIN(
 	KPAR_CASE(trs_tap_driver_results), KPAR_CASE(trs_script_own_result),
+	KPAR_CASE(trs_expected_failures),
 	KPAR_CASE(plain_pass), KPAR_CASE(not_ok_fails_exit_0), KPAR_CASE(skip_all),
 	KPAR_CASE(skip_all_still_fails_on_problems), KPAR_CASE(todo_and_skip_directives),
 	KPAR_CASE(bail_out), KPAR_CASE(plan_problems), KPAR_CASE(numbering),
