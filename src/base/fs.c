@@ -153,8 +153,17 @@ int kpar_fs_rewrite_if_changed(const char *path, const void *data, size_t len)
 
 int kpar_fs_mkdir_p(const char *path, unsigned mode)
 {
-	char *p = kpar_xstrdup(path), *s;
+	char *p, *s;
 	int rc = 0;
+
+	/* The whole path first: it is there already, or only its last part
+	 * is missing, for nearly every call (a worker makes its directories
+	 * again for each bucket, a log's for each test). */
+	if (mkdir(path, mode) == 0 || errno == EEXIST)
+		return 0;
+	if (errno != ENOENT)
+		return kpar_error_errno(KPAR_EIO, "cannot create directory '%s'", path);
+	p = kpar_xstrdup(path);
 
 	for (s = p + 1; ; s++) {
 		if (*s == '/' || *s == '\0') {
