@@ -6,9 +6,9 @@
  * libc alone: it registers the functions and answers the pure ones itself;
  * the rest are in kpar-impl.so (plugin/functions.c, plugin/cache_fn.c,
  * libkpar_core with SQLite, libcrypto, zstd and cJSON), which is opened on
- * the first call of one of them, the way the kpar tool opens libcurl
- * (src/base/curl_load.c).  The dynamic loader's work for those libraries is
- * then paid only by a make that uses them.
+ * the first call of one of them, the way the kpar tool opens libcurl,
+ * libarchive and libyaml (src/base/lazylib.h).  The dynamic loader's work
+ * for those libraries is then paid only by a make that uses them.
  *
  *   $(kpar-buckets N,IDS)     names of the buckets IDS split into: test-group-1 ...
  *   $(kpar-bucket I,N,IDS)    the ids in bucket I of that split (same history)

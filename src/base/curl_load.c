@@ -1,73 +1,36 @@
 /* curl_load.c - libcurl, loaded on first use (see curl_load.h for why). */
 #include "config.h"
 
-#include <dlfcn.h>
-#include <pthread.h>
-#include <stdlib.h>
-#include <string.h>
-
 #include "base/curl_load.h"
-#include "base/buf.h"
 #include "base/error.h"
+#include "base/lazylib.h"
 
 struct kpar_curl_api kpar_curl_api;
 
-static pthread_once_t load_once = PTHREAD_ONCE_INIT;
-static char *load_error;   /* why the one attempt failed; kept for every caller */
-static char *library;      /* kpar_curl_set_library's; NULL = KPAR_LIBCURL_SONAME */
+#define KPAR_CURL_SYM(m, f) { #f, offsetof(struct kpar_curl_api, m) },
+static const struct kpar_lazylib_sym syms[] = { KPAR_CURL_FUNCTIONS(KPAR_CURL_SYM) };
+#undef KPAR_CURL_SYM
+
+static const char *init(const void *api)
+{
+	const struct kpar_curl_api *c = api;
+
+	return c->global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? NULL : "failed to initialise";
+}
+
+static struct kpar_lazylib lib = {
+	.name = "libcurl", .soname = KPAR_LIBCURL_SONAME, .setting = "KPAR_LIBCURL",
+	.needs = "libcurl >= 7.84", .code = KPAR_ENET,
+	.syms = syms, .nsyms = sizeof syms / sizeof syms[0],
+	.api = &kpar_curl_api, .api_size = sizeof kpar_curl_api, .init = init,
+};
 
 void kpar_curl_set_library(const char *path)
 {
-	free(library);
-	library = path && *path ? kpar_xstrdup(path) : NULL;
-}
-
-static void load(void)
-{
-	const char *lib = library;
-	struct kpar_curl_api api;
-	const char *missing = NULL;
-	void *h;
-
-	if (!lib || !*lib)
-		lib = KPAR_LIBCURL_SONAME;
-	/* RTLD_LOCAL: nothing else in the process binds to curl's symbols;
-	 * never dlclose'd, as libcurl's TLS backends do not support unloading */
-	h = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
-	if (!h) {
-		const char *why = dlerror();
-		load_error = kpar_xasprintf("cannot load libcurl '%s' (set KPAR_LIBCURL to its path): %s",
-					    lib, why ? why : "unknown error");
-		return;
-	}
-	memset(&api, 0, sizeof api);
-	/* POSIX guarantees a function address survives the round trip
-	 * through dlsym's void *; the memcpy keeps ISO C quiet about it */
-#define KPAR_CURL_RESOLVE(m, f) \
-	do { \
-		void *sym = dlsym(h, #f); \
-		if (!sym && !missing) \
-			missing = #f; \
-		memcpy(&api.m, &sym, sizeof sym); \
-	} while (0);
-	KPAR_CURL_FUNCTIONS(KPAR_CURL_RESOLVE)
-#undef KPAR_CURL_RESOLVE
-	if (missing) {
-		load_error = kpar_xasprintf("libcurl '%s' lacks %s (kpar needs libcurl >= 7.84)",
-					    lib, missing);
-		return;
-	}
-	if (api.global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-		load_error = kpar_xasprintf("libcurl '%s' failed to initialise", lib);
-		return;
-	}
-	kpar_curl_api = api;
+	kpar_lazylib_set_path(&lib, path);
 }
 
 int kpar_curl_load(void)
 {
-	pthread_once(&load_once, load);
-	if (load_error)
-		return kpar_error_set(KPAR_ENET, "%s", load_error);
-	return 0;
+	return kpar_lazylib_load(&lib);
 }

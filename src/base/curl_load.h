@@ -7,8 +7,9 @@
  * touches the network.  So the tool does not link libcurl: the few modules
  * that transfer (registry.c, cache_http.c, cache.c) include this header in
  * place of <curl/curl.h>, call kpar_curl_load() at their entry points, and
- * reach libcurl through a table of its functions.  The header still comes
- * from libcurl's own package, so the types and constants are libcurl's.
+ * reach libcurl through a table of its functions (base/lazylib.h).  The
+ * header still comes from libcurl's own package, so the types and
+ * constants are libcurl's.
  */
 #ifndef KPAR_CURL_LOAD_H
 #define KPAR_CURL_LOAD_H
@@ -17,6 +18,8 @@
  * turns into pointers, so they have to go */
 #define CURL_DISABLE_TYPECHECK 1
 #include <curl/curl.h>
+
+#include "base/lazylib.h"
 
 /* Every libcurl function kpar calls: X(member, name). */
 #define KPAR_CURL_FUNCTIONS(X) \
@@ -45,18 +48,15 @@
 	X(url_get, curl_url_get) \
 	X(url_cleanup, curl_url_cleanup)
 
-/* the members take their types from libcurl's own declarations */
-#define KPAR_CURL_MEMBER(m, f) __typeof__(&f) m;
 struct kpar_curl_api {
-	KPAR_CURL_FUNCTIONS(KPAR_CURL_MEMBER)
+	KPAR_CURL_FUNCTIONS(KPAR_LAZYLIB_MEMBER)
 };
-#undef KPAR_CURL_MEMBER
 
 extern struct kpar_curl_api kpar_curl_api;
 
 /* Which libcurl kpar_curl_load() opens (the tool passes KPAR_LIBCURL); NULL
  * or "" = the library configure found.  The string is copied.  Takes effect
- * only before the first kpar_curl_load(); not thread-safe. */
+ * only before the first kpar_curl_load(). */
 void kpar_curl_set_library(const char *path);
 
 /* Loads libcurl (the kpar_curl_set_library() path, else the library

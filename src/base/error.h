@@ -25,7 +25,8 @@ enum kpar_error {
 	KPAR_ECHANGED = -9,   /* inputs differ from what a resume expects */
 	KPAR_EINTR = -10,     /* interrupted by a signal; state is resumable */
 	KPAR_ECHECKSUM = -11, /* content does not match its digest */
-	KPAR_EBUSY = -12      /* held by another process */
+	KPAR_EBUSY = -12,     /* held by another process */
+	KPAR_ELIB = -13       /* a library opened on first use is missing or unusable */
 };
 
 /* Sets the message and returns code, so `return kpar_error_set(...)` reads well. */

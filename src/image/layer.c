@@ -6,6 +6,8 @@
  *    records what it saw; the key digests exactly that.  kpar_layer_write
  *    re-checks size and mtime when it opens each file, so a file that moved
  *    under us is an error rather than a layer that does not match its key.
+ *  - libarchive is opened on the first kpar_layer_write (base/archive_load.h),
+ *    so a kpar that builds no layer does not map it.
  *  - The tar stream goes straight from libarchive's write callback (block
  *    size 0: no copy, no padding) into the compressor.  The uncompressed
  *    bytes are hashed there (diff_id), the compressed bytes as they are
@@ -34,11 +36,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <archive.h>
-#include <archive_entry.h>
 #include <zlib.h>
 #include <zstd.h>
 
+#include "base/archive_load.h"
 #include "base/buf.h"
 #include "base/digest.h"
 #include "base/error.h"
@@ -1295,6 +1296,8 @@ int kpar_layer_write(struct kpar_layer *l, const struct kpar_compressor *c, int6
 	s.fd = -1;
 	if (epoch < 0)
 		return kpar_error_set(KPAR_EINVAL, "negative epoch %lld", (long long)epoch);
+	if ((rc = kpar_archive_load()) < 0)
+		return rc;
 	if ((rc = finish(l)) < 0)
 		return rc;
 	s.kind = c->kind;

@@ -24,11 +24,11 @@
 
 #include <cjson/cJSON.h>
 #include <openssl/evp.h>
-#include <yaml.h>
 
 #include "base/buf.h"
 #include "base/error.h"
 #include "base/fs.h"
+#include "base/yaml_load.h"
 #include "k8s/kubeconfig.h"
 #include "run/proc.h"
 
@@ -508,6 +508,10 @@ static int parse_yaml(struct kfile *f, const struct kpar_buf *text)
 	yaml_document_t extra;
 	int rc = 0;
 
+	/* here rather than in kpar_k8s_config_load: the in-cluster
+	 * configuration parses no YAML, so it does not need libyaml */
+	if ((rc = kpar_yaml_load()) < 0)
+		return kpar_error_prefix(rc, "kubeconfig '%s'", f->path);
 	if (!yaml_parser_initialize(&p))
 		return kpar_error_set(KPAR_ENOMEM, "kubeconfig '%s': out of memory", f->path);
 	yaml_parser_set_input_string(&p, (const unsigned char *)(text->data ? text->data : ""),

@@ -1,6 +1,7 @@
 /* worker_main.c - kpar-worker: `kpar worker` alone, the executable the image
- * ships.  It links only what running a bucket needs (no libcurl, SQLite or
- * libarchive), which keeps the image's worker layer small.  It accepts the
+ * ships.  It links only what running a bucket needs (no SQLite; libcurl,
+ * libarchive and libyaml it never opens), which keeps the image's worker
+ * layer small.  It accepts the
  * full tool's spelling too (`kpar-worker worker ARGS`), so the entrypoint is
  * the same whichever executable was put into the image.
  */

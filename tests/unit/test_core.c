@@ -1,5 +1,5 @@
 /* test_core.c - unit tests of the core modules: buf, fs, digest, testlist,
- * conf and the state database. */
+ * conf, the state database and the loader of libraries opened on first use. */
 #include "config.h"
 
 #include <stdio.h>
@@ -13,6 +13,7 @@
 #include "base/digest.h"
 #include "base/error.h"
 #include "base/fs.h"
+#include "base/lazylib.h"
 #include "base/progress.h"
 #include "run/testlog.h"
 #include "run/record.h"
@@ -710,10 +711,104 @@ KPAR_TEST(testlog_frames)
 	kpar_fs_remove_tree(dir);
 }
 
+/* libm stands in for a library kpar opens on first use. */
+struct mathlib {
+	double (*cos)(double);
+	double (*sqrt)(double);
+};
+static const struct kpar_lazylib_sym math_syms[] = {
+	{ "cos", offsetof(struct mathlib, cos) }, { "sqrt", offsetof(struct mathlib, sqrt) },
+};
+static const struct kpar_lazylib_sym math_syms_bad[] = {
+	{ "cos", offsetof(struct mathlib, cos) }, { "kpar_no_such_function", offsetof(struct mathlib, sqrt) },
+};
+static int init_calls;
+
+static const char *math_init(const void *api)
+{
+	const struct mathlib *m = api;
+
+	init_calls++;
+	return m->sqrt(4.0) == 2.0 ? NULL : "computes sqrt(4) wrong";
+}
+
+static const char *math_refuse(const void *api)
+{
+	(void)api;
+	return "refused to initialise";
+}
+
+/* A descriptor of libm that has not been loaded yet. */
+static struct kpar_lazylib mathlib(void *api, size_t size)
+{
+	struct kpar_lazylib l = { .name = "libm", .soname = "libm.so.6", .needs = "glibc", .code = KPAR_ELIB,
+				  .syms = math_syms, .nsyms = 2, .api = api, .api_size = size,
+				  .init = math_init };
+	return l;
+}
+
+KPAR_TEST(lazylib_load)
+{
+	struct mathlib m = { 0 }, bad = { 0 }, absent = { 0 }, other = { 0 }, set = { 0 }, refused = { 0 };
+	struct kpar_lazylib ok = mathlib(&m, sizeof m), lacks = mathlib(&bad, sizeof bad),
+		missing = mathlib(&absent, sizeof absent), named = mathlib(&other, sizeof other),
+		chosen = mathlib(&set, sizeof set), noinit = mathlib(&refused, sizeof refused);
+
+	CHECK_OK(kpar_lazylib_load(&ok));
+	CHECK(m.cos && m.cos(0.0) == 1.0);
+	CHECK_OK(kpar_lazylib_load(&ok));
+	CHECK_INT(init_calls, 1);
+
+	/* a missing function: named, and the table stays empty */
+	lacks.syms = math_syms_bad;
+	CHECK_INT(kpar_lazylib_load(&lacks), KPAR_ELIB);
+	CHECK_STR(kpar_error_last(), "libm 'libm.so.6' lacks kpar_no_such_function (kpar needs glibc)");
+	CHECK(!bad.cos);
+
+	/* a missing file, without a setting to name */
+	missing.soname = "/nonexistent/libkpar-test.so.1";
+	CHECK_INT(kpar_lazylib_load(&missing), KPAR_ELIB);
+	CHECK(strstr(kpar_error_last(), "cannot load libm '/nonexistent/libkpar-test.so.1' (install glibc; "
+		     "no kpar setting chooses another): "));
+	/* the failure is kept, not retried */
+	kpar_lazylib_set_path(&missing, "libm.so.6");
+	kpar_error_clear();
+	CHECK_INT(kpar_lazylib_load(&missing), KPAR_ELIB);
+	CHECK(strstr(kpar_error_last(), "cannot load libm '/nonexistent/libkpar-test.so.1'"));
+	CHECK(!absent.cos);
+
+	/* a path set before the first load replaces the SONAME; a failure
+	 * names the setting */
+	named.soname = "libm.so.6";
+	named.setting = "KPAR_LIBM";
+	kpar_lazylib_set_path(&named, "/nonexistent/other.so");
+	CHECK_INT(kpar_lazylib_load(&named), KPAR_ELIB);
+	CHECK(strstr(kpar_error_last(), "cannot load libm '/nonexistent/other.so' (set KPAR_LIBM to its path): "));
+	chosen.soname = "/nonexistent/libkpar-test.so.1";
+	kpar_lazylib_set_path(&chosen, "libm.so.6");
+	CHECK_OK(kpar_lazylib_load(&chosen));
+	CHECK(set.sqrt && set.sqrt(9.0) == 3.0);
+
+	/* an init that fails leaves the table empty */
+	noinit.init = math_refuse;
+	CHECK_INT(kpar_lazylib_load(&noinit), KPAR_ELIB);
+	CHECK_STR(kpar_error_last(), "libm 'libm.so.6' refused to initialise");
+	CHECK(!refused.cos);
+
+	free(lacks.error);
+	free(missing.error);
+	free(missing.path);
+	free(named.error);
+	free(named.path);
+	free(chosen.path);
+	free(noinit.error);
+}
+
 KPAR_TEST_MAIN(KPAR_CASE(shell_quote), KPAR_CASE(strv_sort_uniq), KPAR_CASE(write_if_changed_keeps_mtime),
 	       KPAR_CASE(rewrite_if_changed), KPAR_CASE(state_batch_commit),
 	       KPAR_CASE(digest), KPAR_CASE(testlist_ids), KPAR_CASE(testlist_cmd),
 	       KPAR_CASE(conf_env_and_options), KPAR_CASE(conf_image_and_registry),
 	       KPAR_CASE(state_runs_and_collect), KPAR_CASE(state_query_counts),
 	       KPAR_CASE(progress_heartbeat_in_plain_mode),
-	       KPAR_CASE(testlog_names), KPAR_CASE(testlog_write_all), KPAR_CASE(testlog_frames))
+	       KPAR_CASE(testlog_names), KPAR_CASE(testlog_write_all), KPAR_CASE(testlog_frames),
+	       KPAR_CASE(lazylib_load))
