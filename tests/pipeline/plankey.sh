@@ -17,15 +17,21 @@ KPAR_PAYLOAD = t
 include $(KPAR_MK)
 MK
 }
-nbuckets() { ls .kpar/buckets | wc -l | tr -d ' '; }
+nbuckets() { python3 -c 'import json, sys; print(len(json.load(open(sys.argv[1]))["buckets"]))' .kpar/plan.json; }
+nfiles() { ls .kpar/buckets 2>/dev/null | wc -l | tr -d ' '; }
 
 mkproject "$T/w"
 cd "$T/w" || exit 99
 # On Kubernetes, 8 buckets per worker: the plan follows the worker count.
 kmake k8s-plan KPAR_BACKEND=k8s KPAR_WORKERS=16 >out 2>&1 || { cat out; fail "k8s-plan at 16 workers"; }
 expect_eq "$(nbuckets)" 128 "buckets at 16 workers"
+# bucket files only when asked for, then the plan's exactly
+expect_eq "$(nfiles)" 0 "bucket files written by the plan"
+kmake .kpar/buckets/test-group-7 KPAR_BACKEND=k8s KPAR_WORKERS=16 >out 2>&1 || { cat out; fail "make a bucket file"; }
+expect_eq "$(nfiles)" 128 "bucket files written on demand"
 kmake k8s-plan KPAR_BACKEND=k8s KPAR_WORKERS=2 >out 2>&1 || { cat out; fail "k8s-plan at 2 workers"; }
 expect_eq "$(nbuckets)" 16 "buckets after KPAR_WORKERS 16 -> 2"
+expect_eq "$(nfiles)" 0 "the last plan's bucket files after a new plan"
 kmake k8s-plan KPAR_BACKEND=k8s KPAR_WORKERS=3 >out 2>&1 || { cat out; fail "k8s-plan at 3 workers"; }
 expect_eq "$(nbuckets)" 24 "buckets after KPAR_WORKERS 2 -> 3"
 kmake k8s-plan KPAR_BACKEND=k8s KPAR_WORKERS=3 KPAR_BUCKETS=5 >out 2>&1 || { cat out; fail "k8s-plan at 5 buckets"; }
@@ -40,6 +46,7 @@ for d in a b; do
 	(cd "$T/$d/checkout" && kmake k8s-image KPAR_WORKERS=2 >out 2>&1) ||
 		{ cat "$T/$d/checkout/out"; fail "k8s-image in $T/$d"; }
 done
+(cd "$T/a/checkout" && expect_eq "$(nfiles)" "$(nbuckets)" "bucket files the image build wrote")
 cmp "$T/a/checkout/.kpar/plan.json" "$T/b/checkout/.kpar/plan.json" ||
 	fail "plan.json differs between two checkouts of one tree"
 expect_eq "$(cat "$T/b/checkout/.kpar/image/digest")" "$(cat "$T/a/checkout/.kpar/image/digest")" \
