@@ -112,12 +112,10 @@ struct keep {
 static void keep_frame(void *arg, const char *data, size_t len)
 {
 	struct keep *k = arg;
-	unsigned char raw[KPAR_SHA256_LEN];
-	char digest[7 + 2 * KPAR_SHA256_LEN + 1] = "sha256:";
+	char digest[KPAR_DIGEST_STR];
 	size_t i;
 
-	kpar_sha256(data, len, raw);
-	kpar_hex(raw, sizeof raw, digest + 7);
+	kpar_digest_str(data, len, digest);
 	for (i = 0; i < k->r->ntests; i++) {
 		const struct kpar_test_result *t = &k->r->tests[i];
 

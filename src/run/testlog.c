@@ -259,14 +259,10 @@ static int write_one(const char *root, const char *full_dir, const struct kpar_b
 
 static int digest_is(const char *data, size_t len, const char *digest)
 {
-	unsigned char raw[KPAR_SHA256_LEN];
-	char hex[2 * KPAR_SHA256_LEN + 1];
+	char got[KPAR_DIGEST_STR];
 
-	if (strncmp(digest, "sha256:", 7) != 0)
-		return 0;
-	kpar_sha256(data, len, raw);
-	kpar_hex(raw, sizeof raw, hex);
-	return strcmp(digest + 7, hex) == 0;
+	kpar_digest_str(data, len, got);
+	return strcmp(digest, got) == 0;
 }
 
 /* Frames of kpar_testlog_frames: those that matter most first. */
