@@ -1010,6 +1010,7 @@ int main(int argc, char **argv)
 
 		est_run(&s, NULL, root, h3, 0, hinted, hsrc, NULL);
 		ROW("  kpar, with a hints file naming the 3 slowest tests", auto_ratio(&s, hinted, hsrc, s.run1, w, factor, overhead));
+		ROW("  the same, one test per bucket (the local backend)", auto_ratio(&s, hinted, hsrc, s.run1, w, 0, overhead));
 		free(hinted);
 		free(hsrc);
 		free(h3);
