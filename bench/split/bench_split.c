@@ -1072,6 +1072,8 @@ int main(int argc, char **argv)
 	ROW("  static LPT on kpar's estimates", static_ratio(&s, mixed, steady, w, 0));
 	ROW("  equal LPT buckets, dynamic (kpar_split)", dyn_ratio(&s, mixed, steady, w, factor, 0, overhead));
 	ROW("  kpar: dispatch-aware buckets, dynamic (kpar_split_ex)", kpar_ratio(&s, mixed, steady, w, factor, overhead));
+	ROW("  one test per bucket, longest estimate first (local backend)", kpar_ratio(&s, mixed, steady, w, 0, overhead));
+	ROW("  name order, one test at a time (make -j W)", name_order_ratio(&s, steady, w));
 	printf("  (sources of the estimates: history %zu, name %zu, size %zu, default %zu)\n",
 	       srcm[KPAR_EST_HISTORY], srcm[KPAR_EST_NAME], srcm[KPAR_EST_SIZE],
 	       srcm[KPAR_EST_DEFAULT]);
